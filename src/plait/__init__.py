@@ -1,0 +1,54 @@
+"""Plait: multimodal learning on tables of images, text, numbers and categories.
+
+    import plait
+    predictor = plait.fit("data.csv", label="answer")
+    predictor.predict("new.csv")
+    plait.load("runs/answer-…").evaluate("test.csv")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plait.errors import ConfigError, DataError, PlaitError, RunFolderError
+from plait.predictor import Predictor
+from plait.train import fit
+
+__version__ = "0.1.0"
+
+
+def load(run_dir: str | Path) -> Predictor:
+    """Load a run folder written by `fit` or `plait train`."""
+    return Predictor.load(run_dir)
+
+
+def list_encoders(type_: str | None = None) -> list[str]:
+    from plait.encoders import ENCODERS
+
+    return ENCODERS.names(type_)
+
+
+def list_fusions() -> list[str]:
+    from plait.fusion import FUSIONS
+
+    return FUSIONS.names()
+
+
+def list_heads(type_: str | None = None) -> list[str]:
+    from plait.heads import HEADS
+
+    return HEADS.names(type_)
+
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "PlaitError",
+    "Predictor",
+    "RunFolderError",
+    "fit",
+    "list_encoders",
+    "list_fusions",
+    "list_heads",
+    "load",
+]

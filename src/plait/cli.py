@@ -1,0 +1,169 @@
+"""The `plait` command: thin wrappers over the Python API.
+
+User mistakes (PlaitError) print one line on stderr and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from plait.errors import PlaitError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Plait: multimodal learning on tables of images, text, numbers and categories.",
+)
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn a PlaitError into one line on stderr and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PlaitError as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_metrics(metrics: dict[str, float], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    out.print(table)
+
+
+@app.command()
+@user_errors
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder to write (replaced if present).")] = Path(
+        "runs/demo"
+    ),
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 8,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Train the reference model (image CNN + text GRU, concatenated) on easy-VQA."""
+    from plait.data.builtin import DEMO_CONFIG, easy_vqa
+    from plait.train import fit
+
+    err.print("easy-VQA: 64×64 shapes + questions → 13 answers (official train/test split)")
+    predictor = fit(
+        easy_vqa(), label="answer", config=DEMO_CONFIG, out=out_dir, epochs=epochs, seed=seed,
+        overwrite=True,
+    )
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    print_metrics(metrics["test"], "easy-VQA test set")
+    out.print(f"run folder: {predictor.run_dir}")
+
+
+@app.command()
+@user_errors
+def train(
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL table.")],
+    label: Annotated[list[str], typer.Option("--label", "-l", help="Target column (repeatable).")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")
+    ] = None,
+    skip_bad_files: Annotated[
+        bool, typer.Option(help="Treat unreadable media files as missing (counted) instead of failing.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+) -> None:
+    """Train a model on your own table."""
+    from plait.config import PlaitConfig, load_config
+    from plait.data.schema import parse_type_overrides
+    from plait.train import fit
+
+    cfg = load_config(config) if config else PlaitConfig()
+    if skip_bad_files:
+        cfg.on_bad_file = "missing"
+    predictor = fit(
+        data, label=label, config=cfg, out=out_dir, epochs=epochs, seed=seed,
+        types=parse_type_overrides(types or []), overwrite=overwrite,
+    )
+    metrics = json.loads((predictor.run_dir / "metrics.json").read_text())  # type: ignore[operator]
+    for split in ("validation", "test"):
+        if split in metrics:
+            print_metrics(metrics[split], f"{split} set")
+    out.print(f"run folder: {predictor.run_dir}")
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    data: Annotated[Path, typer.Argument(help="Labelled table.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+) -> None:
+    """Print a run's metrics on a labelled table."""
+    from plait.predictor import Predictor
+
+    metrics = Predictor.load(run).evaluate(data)
+    if as_json:
+        print(json.dumps(metrics))
+    else:
+        print_metrics(metrics, f"{data}")
+
+
+@app.command()
+@user_errors
+def predict(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    data: Annotated[Path, typer.Argument(help="Table to predict.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV, Parquet or JSONL file to write.")],
+) -> None:
+    """Write one prediction per input row (with class probabilities)."""
+    from plait.predictor import Predictor
+
+    suffix = output.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq", ".jsonl"):
+        raise PlaitError(f"--output must end in .csv, .parquet or .jsonl, got {output.name!r}")
+    frame = Predictor.load(run).predict(data)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    try:
+        if suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(tmp, orient="records", lines=True)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, output)  # never a half-written prediction file
+    finally:
+        tmp.unlink(missing_ok=True)
+    err.print(f"wrote {len(frame)} predictions to {output}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

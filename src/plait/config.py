@@ -1,0 +1,137 @@
+"""The config: pydantic models for YAML files and Python dicts (the only config parser).
+
+A config names columns, their types, the encoder/fusion/head to build and trainer
+settings. Anything left out is inferred from the data or taken from the defaults
+below; the fully resolved config is saved in every run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from plait.errors import ConfigError
+
+InputType = Literal["image", "text", "numeric", "category"]
+TargetType = Literal["category", "binary", "numeric"]
+# Types a column may be given with `--type COL=TYPE`; `ignore` keeps a column out of
+# the model (ids are carried through to predictions), `split` marks train/val/test.
+COLUMN_TYPES: tuple[str, ...] = ("image", "text", "numeric", "category", "binary", "ignore", "split")
+
+DEFAULT_ENCODERS: dict[str, str] = {
+    "image": "cnn",
+    "text": "gru",
+    "numeric": "mlp",
+    "category": "embedding",
+}
+DEFAULT_HEADS: dict[str, str] = {
+    "category": "classification",
+    "binary": "binary",
+    "numeric": "regression",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentSpec(_Strict):
+    """A registered component and its parameters: `gru` or `{name: gru, hidden_dim: 128}`."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value:
+            # `{name: gru, hidden_dim: 128}`: everything but the name is a parameter.
+            rest = {k: v for k, v in value.items() if k != "name"}
+            return {"name": value.get("name"), "params": rest}
+        return value
+
+
+class InputConfig(_Strict):
+    name: str
+    type: InputType | None = None  # inferred from the data when omitted
+    encoder: ComponentSpec | None = None  # default per type (DEFAULT_ENCODERS)
+    preprocessing: dict[str, Any] = Field(default_factory=dict)
+
+
+class OutputConfig(_Strict):
+    name: str
+    type: TargetType | None = None
+    head: ComponentSpec | None = None
+    loss_weight: float = Field(1.0, gt=0)
+
+
+class TrainerConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    eval_batch_size: int = Field(512, ge=1)
+    learning_rate: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    # "onecycle" warms up then anneals; "constant" keeps the rate fixed.
+    scheduler: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    patience: int = Field(3, ge=1)  # epochs without val_loss improvement before stopping
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    accelerator: str = "auto"
+    devices: int | str = 1
+    precision: str = "32-true"
+    num_workers: int = Field(0, ge=0)
+    gradient_clip: float | None = 1.0
+    progress: bool = True
+
+
+class PlaitConfig(_Strict):
+    inputs: list[InputConfig] = Field(default_factory=list)
+    outputs: list[OutputConfig] = Field(default_factory=list)
+    fusion: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="concat"))
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    seed: int = 0
+    # Columns carried through to predictions (ids), never fed to the model.
+    id_columns: list[str] = Field(default_factory=list)
+    split_column: str | None = None
+    # What to do with an unreadable media file: stop with an error, or treat the
+    # cell as a missing modality (counted and reported).
+    on_bad_file: Literal["error", "missing"] = "error"
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _one_line(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def parse_config(data: dict[str, Any] | PlaitConfig | None, source: str = "config") -> PlaitConfig:
+    if data is None:
+        return PlaitConfig()
+    if isinstance(data, PlaitConfig):
+        return data.model_copy(deep=True)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return PlaitConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_one_line(err)}") from None
+
+
+def load_config(path: str | Path) -> PlaitConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    return parse_config(data or {}, source=str(path))

@@ -1,0 +1,35 @@
+"""Processors by column type: inputs and targets."""
+
+from plait.data.processors.base import Encoded, InputProcessor, Processor
+from plait.data.processors.image import ImageProcessor
+from plait.data.processors.tabular import CategoryProcessor, NumericProcessor
+from plait.data.processors.targets import BinaryTarget, CategoryTarget, NumericTarget, TargetProcessor
+from plait.data.processors.text import TextProcessor
+
+INPUT_PROCESSORS: dict[str, type[InputProcessor]] = {
+    "image": ImageProcessor,
+    "text": TextProcessor,
+    "numeric": NumericProcessor,
+    "category": CategoryProcessor,
+}
+TARGET_PROCESSORS: dict[str, type[TargetProcessor]] = {
+    "category": CategoryTarget,
+    "binary": BinaryTarget,
+    "numeric": NumericTarget,
+}
+
+__all__ = [
+    "INPUT_PROCESSORS",
+    "TARGET_PROCESSORS",
+    "BinaryTarget",
+    "CategoryProcessor",
+    "CategoryTarget",
+    "Encoded",
+    "ImageProcessor",
+    "InputProcessor",
+    "NumericProcessor",
+    "NumericTarget",
+    "Processor",
+    "TargetProcessor",
+    "TextProcessor",
+]

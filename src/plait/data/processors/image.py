@@ -1,0 +1,137 @@
+"""Image processor: decode with Pillow, resize, normalise; opt-in augmentation."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.transforms import v2
+
+from plait.data.processors.base import Encoded, InputProcessor, is_empty
+from plait.errors import DataError
+
+_FIT_SAMPLE = 512  # images used to estimate the per-channel mean and std
+
+
+class ImageProcessor(InputProcessor):
+    """Paths (relative to the table's folder) → uint8 (3, size, size), normalised per batch.
+
+    Decoding happens once per distinct file when the dataset is built; rows that name
+    the same file share one stored image. Augmentation (random crop, horizontal flip,
+    rotation) is applied per batch on the training split only.
+    """
+
+    kind = "image"
+
+    def __init__(
+        self,
+        size: int = 64,
+        keep_aspect: bool = True,
+        grayscale: bool = False,
+        random_crop: bool = False,
+        horizontal_flip: bool = False,
+        rotation: float = 0.0,
+    ) -> None:
+        self.size = size
+        self.keep_aspect = keep_aspect
+        self.grayscale = grayscale
+        self.random_crop = random_crop
+        self.horizontal_flip = horizontal_flip
+        self.rotation = rotation
+        self.base_dir: Path = Path(".")  # set by the dataset builder; not a parameter
+        self._augmenter: v2.Compose | None = None
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+    def fit(self, values: pd.Series, column: str = "image", on_bad_file: str = "error") -> ImageProcessor:
+        if not isinstance(self.size, int) or self.size < 8:
+            raise DataError(f"column {column!r}: image size must be an integer ≥ 8, got {self.size!r}")
+        paths = values[[not is_empty(v) for v in values.tolist()]]
+        sample = paths.drop_duplicates()
+        sample = sample.sample(min(_FIT_SAMPLE, len(sample)), random_state=0) if len(sample) else sample
+        pixels = [p for i, v in sample.items() if (p := self._load(v, column, i, on_bad_file)) is not None]
+        if pixels:
+            stack = torch.from_numpy(np.stack(pixels)).float().div_(255)  # (S, C, H, W)
+            self.mean_ = stack.mean(dim=(0, 2, 3)).tolist()
+            self.std_ = stack.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
+        else:
+            self.mean_, self.std_ = [0.5] * self.channels, [0.25] * self.channels
+        return self
+
+    def _load(self, value: Any, column: str, row: int, on_bad_file: str) -> np.ndarray | None:
+        """Decode one cell to uint8 (C, size, size); None when unreadable and skipping."""
+        path = Path(str(value).strip())
+        path = path if path.is_absolute() else self.base_dir / path
+        try:
+            with warnings.catch_warnings(), Image.open(path) as img:
+                # Refuse decompression bombs outright instead of Pillow's warning.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced size
+                img = ImageOps.exif_transpose(img).convert("L" if self.grayscale else "RGB")
+                size = (self.size, self.size)
+                img = ImageOps.fit(img, size) if self.keep_aspect else img.resize(size)
+                array = np.asarray(img, dtype=np.uint8)
+        except FileNotFoundError:
+            problem = "image file not found"
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+                Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            problem = f"not a readable image ({type(err).__name__})"
+        else:
+            return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        if on_bad_file == "missing":
+            return None
+        raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
+
+    def transform(self, values: pd.Series, column: str, on_bad_file: str = "error") -> Encoded:
+        self.check_fitted()
+        # Slot 0 is the all-zero placeholder for missing cells.
+        slots: dict[str, int] = {}
+        arrays = [np.zeros((self.channels, self.size, self.size), dtype=np.uint8)]
+        index = np.zeros(len(values), dtype=np.int64)
+        self.bad_files = 0
+        for pos, (row, value) in enumerate(values.items()):
+            if is_empty(value):
+                continue
+            key = str(value).strip()
+            if key not in slots:
+                array = self._load(key, column, int(row), on_bad_file)
+                if array is None:
+                    self.bad_files += 1
+                    slots[key] = 0
+                    continue
+                slots[key] = len(arrays)
+                arrays.append(array)
+            index[pos] = slots[key]
+        index_t = torch.from_numpy(index)
+        return Encoded(torch.from_numpy(np.stack(arrays)), index_t > 0, index_t)
+
+    def to_model(self, values: Tensor, training: bool) -> Tensor:
+        """uint8 (B, C, H, W) → float (B, C, H, W), augmented when training."""
+        if training and (self.random_crop or self.horizontal_flip or self.rotation):
+            values = torch.stack([self._augment(v) for v in values])
+        mean = torch.tensor(self.mean_).view(1, -1, 1, 1)
+        std = torch.tensor(self.std_).view(1, -1, 1, 1)
+        return (values.float().div_(255) - mean) / std
+
+    def _augment(self, image: Tensor) -> Tensor:
+        if self._augmenter is None:
+            steps: list[Any] = []
+            if self.random_crop:
+                steps.append(v2.RandomResizedCrop(self.size, scale=(0.8, 1.0), antialias=True))
+            if self.horizontal_flip:
+                steps.append(v2.RandomHorizontalFlip())
+            if self.rotation:
+                steps.append(v2.RandomRotation(self.rotation))
+            self._augmenter = v2.Compose(steps)
+        return self._augmenter(image)
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        return {"in_channels": self.channels}

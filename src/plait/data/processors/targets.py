@@ -1,0 +1,115 @@
+"""Target processors: labels → tensors for the losses, and back to labels for predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from plait.data.processors.base import Processor, is_empty
+from plait.data.processors.tabular import category_keys, to_float
+from plait.errors import DataError
+
+
+def check_no_missing(values: pd.Series, column: str) -> None:
+    empty = np.flatnonzero([is_empty(v) for v in values.tolist()])
+    if len(empty):
+        rows = ", ".join(str(r + 1) for r in empty[:5]) + (", ..." if len(empty) > 5 else "")
+        raise DataError(
+            f"label column {column!r} is empty in {len(empty)} of {len(values)} rows "
+            f"(rows {rows}); drop or fill those rows"
+        )
+
+
+class TargetProcessor(Processor):
+    def transform(self, values: pd.Series, column: str) -> Tensor:
+        raise NotImplementedError
+
+    def head_kwargs(self) -> dict[str, Any]:
+        return {}
+
+
+class CategoryTarget(TargetProcessor):
+    """Class labels → (N,) int64 class ids."""
+
+    kind = "category"
+
+    def fit(self, values: pd.Series, column: str = "label") -> CategoryTarget:
+        check_no_missing(values, column)
+        classes = sorted(set(category_keys(values)), key=_natural_key)
+        if len(classes) < 2:
+            raise DataError(f"label column {column!r} has a single value {classes[0]!r}; nothing to learn")
+        self.classes_ = classes
+        return self
+
+    def transform(self, values: pd.Series, column: str = "label") -> Tensor:
+        self.check_fitted()
+        check_no_missing(values, column)
+        lookup = {c: i for i, c in enumerate(self.classes_)}
+        keys = category_keys(values)
+        unseen = sorted({k for k in keys if k not in lookup})
+        if unseen:
+            raise DataError(
+                f"label column {column!r} has values not seen in training: "
+                f"{', '.join(map(repr, unseen[:5]))}; known: {', '.join(map(repr, self.classes_[:20]))}"
+            )
+        return torch.tensor([lookup[k] for k in keys], dtype=torch.long)
+
+    def head_kwargs(self) -> dict[str, Any]:
+        return {"num_classes": len(self.classes_)}
+
+
+class BinaryTarget(CategoryTarget):
+    """Two classes → (N,) float 0/1; the second class (sorted; `1`, `True`, `yes`) is positive."""
+
+    kind = "binary"
+
+    def fit(self, values: pd.Series, column: str = "label") -> BinaryTarget:
+        super().fit(values, column)
+        if len(self.classes_) != 2:
+            raise DataError(
+                f"label column {column!r} is binary but has {len(self.classes_)} values; "
+                f"use --type {column}=category"
+            )
+        return self
+
+    def transform(self, values: pd.Series, column: str = "label") -> Tensor:
+        return super().transform(values, column).float()
+
+    def head_kwargs(self) -> dict[str, Any]:
+        return {}
+
+
+class NumericTarget(TargetProcessor):
+    """Numbers → (N,) float; the head predicts in standardised units and scales back."""
+
+    kind = "numeric"
+
+    def fit(self, values: pd.Series, column: str = "label") -> NumericTarget:
+        check_no_missing(values, column)
+        array = to_float(values, column)
+        if np.isnan(array).any():
+            raise DataError(f"label column {column!r} holds infinite values")
+        self.mean_ = float(array.mean())
+        self.std_ = float(array.std()) or 1.0
+        return self
+
+    def transform(self, values: pd.Series, column: str = "label") -> Tensor:
+        self.check_fitted()
+        check_no_missing(values, column)
+        return torch.from_numpy(to_float(values, column).astype(np.float32))
+
+    def head_kwargs(self) -> dict[str, Any]:
+        return {"target_mean": self.mean_, "target_std": self.std_}
+
+
+def _natural_key(value: str) -> tuple[int, float, str]:
+    """Numbers sort numerically before words: '2' < '10' < 'cat'; 'no' < 'yes' for binary."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        order = {"false": 0, "no": 0, "negative": 0, "true": 1, "yes": 1, "positive": 1}
+        return (1, float(order.get(value.lower(), 0.5)), value)

@@ -1,0 +1,104 @@
+"""Resolve a config against a table: which column is which modality, which are targets.
+
+Types are inferred from the data (table.py) and overridden, in increasing priority,
+by the config file and by `--type COL=TYPE`. The result is a config in which every
+input and output has a type, saved with the run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+import pandas as pd
+
+from plait.config import COLUMN_TYPES, InputConfig, OutputConfig, PlaitConfig
+from plait.data.table import infer_types
+from plait.errors import ConfigError, DataError
+
+INPUT_TYPES = ("image", "text", "numeric", "category")
+TARGET_TYPES = ("category", "binary", "numeric")
+
+
+def check_columns(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:
+    columns = list(frame.columns)
+    for name in names:
+        if name not in columns:
+            close = difflib.get_close_matches(name, columns, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataError(f"unknown {what} column {name!r}.{hint} Columns: {', '.join(columns)}")
+
+
+def parse_type_overrides(pairs: Iterable[str]) -> dict[str, str]:
+    """`["age=numeric", ...]` → {"age": "numeric"}."""
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, type_ = pair.rpartition("=")
+        if not sep or not name:
+            raise ConfigError(f"--type expects COLUMN=TYPE, got {pair!r}")
+        if type_ not in COLUMN_TYPES:
+            raise ConfigError(f"--type {pair}: unknown type {type_!r}; valid: {', '.join(COLUMN_TYPES)}")
+        overrides[name] = type_
+    return overrides
+
+
+def resolve_config(
+    frame: pd.DataFrame,
+    config: PlaitConfig,
+    labels: list[str] | None = None,
+    types: dict[str, str] | None = None,
+) -> PlaitConfig:
+    config = config.model_copy(deep=True)
+    types = dict(types or {})
+    configured = {o.name: o for o in config.outputs}
+    labels = list(dict.fromkeys([*(labels or []), *configured]))
+    if not labels:
+        raise ConfigError("no label column given: pass --label COLUMN (or outputs: in the config)")
+    check_columns(frame, labels, "label")
+    check_columns(frame, types, "--type")
+    check_columns(frame, [i.name for i in config.inputs], "input")
+    check_columns(frame, config.id_columns, "id")
+
+    inferred = infer_types(frame, labels)
+    outputs = []
+    for name in labels:
+        out = configured.get(name) or OutputConfig(name=name)
+        type_ = types.get(name) or out.type or inferred[name]
+        if type_ not in TARGET_TYPES:
+            raise ConfigError(f"label {name!r} cannot have type {type_!r}; valid: {', '.join(TARGET_TYPES)}")
+        outputs.append(out.model_copy(update={"type": type_}))
+    config.outputs = outputs
+
+    final = {name: types.get(name, inferred[name]) for name in frame.columns}
+    if config.inputs:  # an explicit list of inputs: exactly those columns
+        inputs = []
+        for col in config.inputs:
+            type_ = types.get(col.name) or col.type or inferred[col.name]
+            inputs.append(col.model_copy(update={"type": _input_type(col.name, type_)}))
+            final[col.name] = inputs[-1].type
+    else:
+        inputs = [
+            InputConfig(name=name, type=_input_type(name, type_))
+            for name, type_ in final.items()
+            if name not in labels and type_ in (*INPUT_TYPES, "binary")
+        ]
+    if not inputs:
+        raise DataError(f"no input columns left besides the label(s) {', '.join(labels)}")
+    config.inputs = inputs
+    used = {i.name for i in inputs} | set(labels)
+    if config.split_column is None:
+        config.split_column = next((n for n, t in final.items() if t == "split" and n not in used), None)
+    ids = [n for n, t in final.items() if t == "ignore" and n not in used]
+    config.id_columns = list(dict.fromkeys([*config.id_columns, *ids]))
+    return config
+
+
+def _input_type(name: str, type_: str) -> str:
+    if type_ == "binary":  # a two-valued input is a category
+        return "category"
+    if type_ not in INPUT_TYPES:
+        raise ConfigError(
+            f"column {name!r} has type {type_!r}, which is not an input type; "
+            f"set one of {', '.join(INPUT_TYPES)} with --type {name}=TYPE"
+        )
+    return type_

@@ -1,0 +1,126 @@
+"""Predictor: a trained run, ready to predict and evaluate (used by the CLI and the API)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model
+from torch import Tensor
+
+from plait.build import build_model
+from plait.config import PlaitConfig
+from plait.data.datamodule import make_loader
+from plait.data.dataset import TableDataset
+from plait.data.processors import BinaryTarget, CategoryTarget, InputProcessor, TargetProcessor
+from plait.data.schema import check_columns
+from plait.data.table import read_table
+from plait.evaluation.metrics import TaskMetrics, flatten
+from plait.model import MultimodalModel
+from plait.runfolder import read_run, staging
+from plait.errors import RunFolderError
+
+
+class Predictor:
+    def __init__(
+        self,
+        config: PlaitConfig,
+        processors: dict[str, InputProcessor],
+        targets: dict[str, TargetProcessor],
+        model: MultimodalModel,
+        run_dir: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.processors = processors
+        self.targets = targets
+        self.model = model.eval()
+        self.run_dir = run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Predictor:
+        run_dir = Path(run_dir)
+        config, processors, targets = read_run(run_dir)
+        model = build_model(config, processors, targets)
+        try:
+            load_model(model, str(run_dir / "model.safetensors"), strict=True)
+        except (SafetensorError, RuntimeError, OSError) as err:
+            raise RunFolderError(
+                f"{run_dir / 'model.safetensors'} is damaged or does not match config.yaml: "
+                f"{str(err).splitlines()[0][:200]}"
+            ) from None
+        return cls(config, processors, targets, model, run_dir)
+
+    # -- data -----------------------------------------------------------------
+    def _dataset(
+        self, data: str | Path | pd.DataFrame, with_targets: bool, base_dir: str | Path | None
+    ) -> tuple[pd.DataFrame, TableDataset]:
+        table = read_table(data, base_dir)
+        check_columns(table.frame, self.processors, "input")
+        if with_targets:
+            check_columns(table.frame, self.targets, "label")
+        dataset = TableDataset.from_frame(
+            table.frame,
+            self.processors,
+            self.targets if with_targets else None,
+            base_dir=table.base_dir,
+            on_bad_file=self.config.on_bad_file,
+        )
+        return table.frame, dataset
+
+    @torch.inference_mode()
+    def _outputs(self, dataset: TableDataset) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Activated predictions and targets per target, in row order."""
+        loader = make_loader(dataset, self.config.trainer.eval_batch_size, shuffle=False)
+        preds: dict[str, list[Tensor]] = {t: [] for t in self.targets}
+        for batch in loader:
+            for t, out in self.model.predict(batch.inputs, batch.present).items():
+                preds[t].append(out)
+        return {t: torch.cat(p) for t, p in preds.items()}, dataset.targets
+
+    # -- public API -----------------------------------------------------------
+    def evaluate_dataset(self, dataset: TableDataset) -> dict[str, float]:
+        preds, targets = self._outputs(dataset)
+        per_target = {}
+        for t, proc in self.targets.items():
+            metrics = TaskMetrics(proc.kind, len(getattr(proc, "classes_", [])) or 2)
+            metrics.update(preds[t], targets[t])
+            per_target[t] = metrics.compute()
+        return flatten(per_target)
+
+    def evaluate(self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None) -> dict[str, float]:
+        """Metrics on a labelled table: accuracy, macro_f1 (roc_auc) or rmse, mae, r2."""
+        _, dataset = self._dataset(data, with_targets=True, base_dir=base_dir)
+        return self.evaluate_dataset(dataset)
+
+    def predict(self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None) -> pd.DataFrame:
+        """One row per input row, in order: id columns, then per target the predicted
+        label (or value) and, for classification, `<target>_prob_<class>` columns."""
+        frame, dataset = self._dataset(data, with_targets=False, base_dir=base_dir)
+        preds, _ = self._outputs(dataset)
+        ids = [c for c in self.config.id_columns if c in frame.columns]
+        result = frame[ids].copy()
+        for t, proc in self.targets.items():
+            p = preds[t].float().numpy()
+            if isinstance(proc, BinaryTarget):
+                result[t] = [proc.classes_[int(v >= 0.5)] for v in p]
+                result[f"{t}_prob_{proc.classes_[0]}"] = 1 - p
+                result[f"{t}_prob_{proc.classes_[1]}"] = p
+            elif isinstance(proc, CategoryTarget):
+                result[t] = [proc.classes_[i] for i in p.argmax(1)]
+                for i, name in enumerate(proc.classes_):
+                    result[f"{t}_prob_{name}"] = p[:, i]
+            else:
+                result[t] = p
+        return result
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Copy the run folder to `path` (atomically)."""
+        if self.run_dir is None:
+            raise RunFolderError("this predictor has no run folder to save")
+        path = Path(path)
+        with staging(path, overwrite) as tmp:
+            shutil.copytree(self.run_dir, tmp, dirs_exist_ok=True)
+        return path

@@ -1,0 +1,74 @@
+"""The LightningModule: losses, metrics and optimisers around a built MultimodalModel."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from plait.config import TrainerConfig
+from plait.data.collate import Batch
+from plait.evaluation.metrics import TaskMetrics
+from plait.model import MultimodalModel
+
+
+class MultimodalSystem(L.LightningModule):
+    """Trains `model` on every target; `forward` is inference only (activated outputs)."""
+
+    def __init__(
+        self,
+        model: MultimodalModel,
+        target_types: dict[str, str],
+        num_classes: dict[str, int],
+        loss_weights: dict[str, float],
+        trainer_config: TrainerConfig,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_weights = loss_weights
+        self.cfg = trainer_config
+        self.val_metrics = torch.nn.ModuleDict(
+            {t: TaskMetrics(kind, num_classes.get(t, 2)) for t, kind in target_types.items()}
+        )
+
+    def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
+        return self.model.predict(inputs, present)
+
+    def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        raw = self.model(batch.inputs, batch.present)
+        heads = self.model.heads
+        loss = sum(self.loss_weights[t] * heads[t].loss(raw[t], batch.targets[t]) for t in raw)
+        return loss, raw  # type: ignore[return-value]
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        loss, _ = self._loss(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        loss, raw = self._loss(batch)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        for t, out in raw.items():
+            self.val_metrics[t].update(self.model.heads[t].activate(out), batch.targets[t])
+
+    def on_validation_epoch_end(self) -> None:
+        for t, metrics in self.val_metrics.items():
+            prefix = "val_" if len(self.val_metrics) == 1 else f"val_{t}/"
+            for name, value in metrics.compute().items():
+                self.log(prefix + name, value, prog_bar=name in ("accuracy", "rmse"))
+            metrics.reset()
+
+    def configure_optimizers(self):  # noqa: ANN201 - Lightning's union return type
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay
+        )
+        if self.cfg.scheduler == "constant":
+            return optimizer
+        steps = self.trainer.estimated_stepping_batches
+        if self.cfg.scheduler == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.cfg.learning_rate, total_steps=steps, pct_start=0.15
+            )
+        else:
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

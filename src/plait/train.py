@@ -1,0 +1,215 @@
+"""fit(table, label, config) → a run folder and a Predictor."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import warnings
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+from rich.console import Console
+from rich.table import Table as RichTable
+from safetensors.torch import save_model
+
+from plait.build import build_model, encoder_spec, head_spec, validate_components
+from plait.config import PlaitConfig, load_config, parse_config
+from plait.data.datamodule import make_loader, split_frame
+from plait.data.dataset import TableDataset
+from plait.data.processors import INPUT_PROCESSORS, TARGET_PROCESSORS, InputProcessor, TargetProcessor
+from plait.data.schema import resolve_config
+from plait.data.table import read_table
+from plait.predictor import Predictor
+from plait.runfolder import staging, write_run
+from plait.system import MultimodalSystem
+
+console = Console(stderr=True)
+
+
+def fit(
+    data: str | Path | pd.DataFrame,
+    label: str | list[str] | None = None,
+    config: str | Path | dict[str, Any] | PlaitConfig | None = None,
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    types: dict[str, str] | None = None,
+    base_dir: str | Path | None = None,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> Predictor:
+    """Train on a table and return a Predictor for the written run folder.
+
+    data:   CSV / Parquet / JSONL path, or a DataFrame (media paths then resolve
+            against `base_dir`, default the working directory).
+    label:  target column(s); more may be declared under `outputs:` in the config.
+    config: YAML path, dict or PlaitConfig; anything left out is inferred.
+    types:  column → type overrides, as `--type COL=TYPE` on the command line.
+    """
+    cfg = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
+    if epochs is not None:
+        cfg.trainer.epochs = epochs
+    if seed is not None:
+        cfg.seed = seed
+    table = read_table(data, base_dir)
+    labels = [label] if isinstance(label, str) else list(label or [])
+    cfg = resolve_config(table.frame, cfg, labels, types)
+    validate_components(cfg)
+    if verbose:
+        show_schema(cfg, table.frame)
+
+    frame = table.frame
+    train_df, val_df, test_df = split_frame(frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)
+    processors, targets = fit_processors(cfg, train_df, table.base_dir)
+    datasets = {
+        name: TableDataset.from_frame(
+            part, processors, targets, training=name == "train",
+            base_dir=table.base_dir, on_bad_file=cfg.on_bad_file,
+        )
+        for name, part in (("train", train_df), ("val", val_df), ("test", test_df))
+        if len(part)
+    }
+    bad = sum(getattr(p, "bad_files", 0) for p in processors.values())
+    if bad and verbose:
+        console.print(f"[yellow]{bad} unreadable media file(s) treated as missing (on_bad_file: missing)")
+
+    out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
+    with staging(out_dir, overwrite) as tmp:
+        predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose)
+        write_run(tmp, cfg, processors, targets, metrics)
+    predictor.run_dir = out_dir
+    return predictor
+
+
+def default_run_dir(labels: list[str]) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{'-'.join(labels)}-{stamp}"
+
+
+def fit_processors(
+    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path
+) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor]]:
+    """Fit every processor on the training split only."""
+    processors: dict[str, InputProcessor] = {}
+    for col in cfg.inputs:
+        proc = INPUT_PROCESSORS[col.type].create(col.preprocessing, col.name)  # type: ignore[index]
+        if hasattr(proc, "base_dir"):
+            proc.base_dir = base_dir
+        processors[col.name] = proc.fit(train[col.name], col.name, on_bad_file=cfg.on_bad_file)
+    targets = {o.name: TARGET_PROCESSORS[o.type]().fit(train[o.name], o.name) for o in cfg.outputs}  # type: ignore[index]
+    return processors, targets
+
+
+def _train(
+    cfg: PlaitConfig,
+    processors: dict[str, InputProcessor],
+    targets: dict[str, TargetProcessor],
+    datasets: dict[str, TableDataset],
+    folder: Path,
+    verbose: bool,
+) -> tuple[Predictor, dict[str, Any]]:
+    tc = cfg.trainer
+    L.seed_everything(cfg.seed, verbose=False)
+    model = build_model(cfg, processors, targets)
+    system = MultimodalSystem(
+        model,
+        target_types={t: p.kind for t, p in targets.items()},
+        num_classes={t: len(getattr(p, "classes_", [])) for t, p in targets.items()},
+        loss_weights={o.name: o.loss_weight for o in cfg.outputs},
+        trainer_config=tc,
+    )
+    work = folder / "_work"  # checkpoints and raw logs; removed before the run is final
+    checkpoint = ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_loss", save_weights_only=True)
+    callbacks: list[Any] = [checkpoint, EarlyStopping("val_loss", patience=tc.patience)]
+    if verbose and tc.progress:
+        callbacks.append(TQDMProgressBar(refresh_rate=20))
+    _quiet_lightning()
+    trainer = L.Trainer(
+        max_epochs=tc.epochs,
+        accelerator=tc.accelerator,
+        devices=tc.devices,
+        precision=tc.precision,  # type: ignore[arg-type]
+        gradient_clip_val=tc.gradient_clip,
+        callbacks=callbacks,
+        logger=CSVLogger(work, name="", version=""),
+        default_root_dir=work,
+        enable_progress_bar=verbose and tc.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic="warn",
+        log_every_n_steps=50,
+    )
+    train_loader = make_loader(datasets["train"], tc.batch_size, shuffle=True, num_workers=tc.num_workers)
+    val_loader = make_loader(datasets["val"], tc.eval_batch_size, shuffle=False, num_workers=tc.num_workers)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+        trainer.fit(system, train_loader, val_loader)
+    train_seconds = time.perf_counter() - start
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+    if checkpoint.best_model_path:
+        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        system.load_state_dict(state["state_dict"])
+    model = system.model.cpu().eval()
+    save_model(model, str(folder / "model.safetensors"))
+    if (work / "metrics.csv").exists():
+        _write_epoch_log(work / "metrics.csv", folder / "log.csv")
+    shutil.rmtree(work, ignore_errors=True)
+
+    predictor = Predictor(cfg, processors, targets, model)
+    metrics: dict[str, Any] = {"validation": predictor.evaluate_dataset(datasets["val"])}
+    if "test" in datasets:
+        metrics["test"] = predictor.evaluate_dataset(datasets["test"])
+    metrics.update(
+        epochs=trainer.current_epoch,
+        best_epoch=_best_epoch(checkpoint.best_model_path),
+        train_seconds=round(train_seconds, 2),
+        train_samples_per_second=round(trainer.current_epoch * len(datasets["train"]) / train_seconds, 1),
+        rows={k: len(v) for k, v in datasets.items()},
+    )
+    return predictor, metrics
+
+
+def _best_epoch(path: str) -> int | None:
+    # ModelCheckpoint names files "epoch=E-step=S.ckpt".
+    name = Path(path).stem
+    return int(name.split("-")[0].split("=")[1]) + 1 if name.startswith("epoch=") else None
+
+
+def _write_epoch_log(raw: Path, dest: Path) -> None:
+    """Lightning's CSV has one row per logging call; keep one row per epoch."""
+    log = pd.read_csv(raw)
+    log = log.drop(columns=[c for c in ("step",) if c in log]).groupby("epoch").first().reset_index()
+    log["epoch"] += 1
+    log.to_csv(dest, index=False)
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def show_schema(cfg: PlaitConfig, frame: pd.DataFrame) -> None:
+    table = RichTable(title=f"{len(frame)} rows", title_justify="left")
+    for header in ("column", "role", "type", "encoder / head", "missing"):
+        table.add_column(header)
+    for col in cfg.inputs:
+        missing = frame[col.name].isna().mean()
+        table.add_row(col.name, "input", col.type, encoder_spec(col.type, col.encoder).name, f"{missing:.0%}")
+    for out in cfg.outputs:
+        table.add_row(out.name, "target", out.type, head_spec(out.type, out.head).name, "")
+    for name in cfg.id_columns:
+        table.add_row(name, "id (kept)", "", "", "")
+    if cfg.split_column:
+        table.add_row(cfg.split_column, "split", "", "", "")
+    console.print(table)
+    console.print(f"fusion: {cfg.fusion.name}")

@@ -1,0 +1,82 @@
+"""Tiny synthetic tables: coloured squares + short texts + numbers + categories.
+
+The label is learnable from either the image colour or the text, so a few epochs
+of training separate the classes and tests can check real behaviour quickly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+# Small components so each test trains in seconds.
+TINY_CONFIG = {
+    "trainer": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01, "progress": False},
+}
+TINY_ENCODERS = {
+    "image": {"name": "cnn", "channels": [4, 8], "out_dim": 8},
+    "text": {"name": "gru", "embed_dim": 8, "hidden_dim": 8},
+}
+
+
+def make_table(folder: Path, rows: int = 60, seed: int = 0, missing: bool = True) -> pd.DataFrame:
+    """Write images under folder/images and return the table (paths relative to folder)."""
+    rng = np.random.default_rng(seed)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    names = list(COLOURS)
+    records = []
+    for i in range(rows):
+        colour = names[i % 3]
+        pixels = np.clip(np.array(COLOURS[colour]) + rng.normal(0, 20, (16, 16, 3)), 0, 255)
+        path = f"images/{i}.png"
+        Image.fromarray(pixels.astype(np.uint8)).save(folder / path)
+        records.append(
+            {
+                "id": f"row{i}",
+                "image": path,
+                "caption": f"a {colour} square number {i % 7}",
+                "size": float(i % 5) + rng.normal(0, 0.1),
+                "shop": ["north", "south"][i % 2],
+                "colour": colour,
+                "is_red": "yes" if colour == "red" else "no",
+                "price": 10.0 * (names.index(colour) + 1) + rng.normal(0, 0.5),
+            }
+        )
+    frame = pd.DataFrame(records)
+    if missing and rows > 7:
+        frame.loc[5, "image"] = ""  # a missing image
+        frame.loc[7, "caption"] = None  # a missing text
+    return frame
+
+
+@pytest.fixture
+def table_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    make_table(folder).to_csv(folder / "table.csv", index=False)
+    return folder
+
+
+@pytest.fixture
+def table_csv(table_dir: Path) -> Path:
+    return table_dir / "table.csv"
+
+
+def tiny_config(**overrides: object) -> dict:
+    config = {
+        "inputs": [
+            {"name": "image", "type": "image", "encoder": TINY_ENCODERS["image"]},
+            {"name": "caption", "type": "text", "encoder": TINY_ENCODERS["text"]},
+            {"name": "size", "type": "numeric"},
+            {"name": "shop", "type": "category"},
+        ],
+        **TINY_CONFIG,
+    }
+    config.update(overrides)
+    return config

@@ -1,0 +1,55 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from plait.data.processors import CategoryProcessor, NumericProcessor
+from plait.errors import ConfigError, DataError
+
+
+def test_numeric_standardises_and_flags_missing():
+    values = pd.Series([1.0, 2.0, 3.0, None, np.inf])
+    proc = NumericProcessor().fit(values)
+    assert proc.mean_ == pytest.approx(2.0)
+    enc = proc.transform(values)
+    assert enc.values.shape == (5, 2)
+    assert enc.values[:, 1].tolist() == [0, 0, 0, 1, 1]  # missing flag (inf counts as missing)
+    assert enc.values[3, 0] == 0 and enc.values[1, 0] == pytest.approx(0.0)
+    assert enc.present.all()  # the flag carries the missingness
+
+
+def test_numeric_accepts_numeric_strings_and_names_bad_cells():
+    proc = NumericProcessor().fit(pd.Series(["1", "2.5", ""]))
+    assert proc.mean_ == pytest.approx(1.75)
+    with pytest.raises(DataError, match=r"column 'age', row 2: expected a number, got 'abc' \(1 such cells\)"):
+        proc.transform(pd.Series([3, "abc"]), "age")
+
+
+def test_numeric_constant_column_and_log():
+    assert NumericProcessor().fit(pd.Series([5.0, 5.0])).std_ == 1.0
+    proc = NumericProcessor(log=True).fit(pd.Series([0.0, 9.0]))
+    assert proc.mean_ == pytest.approx(np.log1p(9) / 2)
+    with pytest.raises(DataError, match="non-negative"):
+        NumericProcessor(log=True).fit(pd.Series([-1.0]), "x")
+
+
+def test_category_vocabulary_unknown_bucket_and_missing():
+    values = pd.Series(["b", "a", "b", None, 3.0, "3"])
+    proc = CategoryProcessor().fit(values)
+    assert proc.vocab_ == ["3", "b", "a"]  # by frequency, then name; 3.0 == "3"
+    enc = proc.transform(pd.Series(["a", "zzz", None]))
+    assert enc.values.tolist() == [3, 0, 0]
+    assert enc.present.tolist() == [True, True, False]
+    assert CategoryProcessor(min_frequency=2).fit(values).vocab_ == ["3", "b"]
+    assert CategoryProcessor(max_categories=1).fit(values).vocab_ == ["3"]
+
+
+def test_state_round_trip_and_unknown_options():
+    proc = CategoryProcessor().fit(pd.Series(["x", "y"]))
+    loaded = CategoryProcessor.from_state(json.loads(json.dumps(proc.state())))
+    assert torch.equal(loaded.transform(pd.Series(["y"])).values, torch.tensor([2]))
+    assert loaded.encoder_kwargs() == {"num_embeddings": 3}
+    with pytest.raises(ConfigError, match="unknown numeric preprocessing option.*valid: log"):
+        NumericProcessor.create({"scale": "robust"}, "x")

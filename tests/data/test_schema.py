@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+
+from plait.config import PlaitConfig, parse_config
+from plait.data.datamodule import split_frame
+from plait.data.schema import parse_type_overrides, resolve_config
+from plait.errors import ConfigError, DataError
+from tests.conftest import make_table
+
+
+def test_infers_inputs_outputs_ids(tmp_path: Path):
+    frame = make_table(tmp_path, rows=30)
+    cfg = resolve_config(frame, PlaitConfig(), ["colour"])
+    assert [(i.name, i.type) for i in cfg.inputs] == [
+        ("image", "image"), ("caption", "text"), ("size", "numeric"), ("shop", "category"),
+        ("is_red", "category"), ("price", "numeric"),
+    ]
+    assert [(o.name, o.type) for o in cfg.outputs] == [("colour", "category")]
+    assert cfg.id_columns == ["id"]
+
+
+def test_overrides_beat_config_beat_inference(tmp_path: Path):
+    frame = make_table(tmp_path, rows=30)
+    config = parse_config({"inputs": [{"name": "caption", "type": "category"}, {"name": "size"}]})
+    cfg = resolve_config(frame, config, ["price"], types={"size": "category", "price": "numeric"})
+    assert [(i.name, i.type) for i in cfg.inputs] == [("caption", "category"), ("size", "category")]
+    assert "image" not in [i.name for i in cfg.inputs]  # an explicit input list is exact
+
+
+def test_unknown_columns_list_the_real_ones(tmp_path: Path):
+    frame = make_table(tmp_path, rows=10)
+    with pytest.raises(DataError, match=r"unknown label column 'color'. Did you mean 'colour'\? Columns: id, image"):
+        resolve_config(frame, PlaitConfig(), ["color"])
+    with pytest.raises(DataError, match="unknown --type column 'nope'"):
+        resolve_config(frame, PlaitConfig(), ["colour"], types={"nope": "text"})
+    with pytest.raises(ConfigError, match="no label column"):
+        resolve_config(frame, PlaitConfig(), [])
+
+
+def test_label_type_must_be_a_target_type(tmp_path: Path):
+    frame = make_table(tmp_path, rows=10)
+    with pytest.raises(ConfigError, match="label 'colour' cannot have type 'image'"):
+        resolve_config(frame, PlaitConfig(), ["colour"], types={"colour": "image"})
+
+
+def test_type_override_parsing():
+    assert parse_type_overrides(["a=text", "b=c=numeric"]) == {"a": "text", "b=c": "numeric"}
+    with pytest.raises(ConfigError, match="COLUMN=TYPE"):
+        parse_type_overrides(["a"])
+    with pytest.raises(ConfigError, match="unknown type 'video'"):
+        parse_type_overrides(["a=video"])
+
+
+def test_split_column_and_random_validation(tmp_path: Path):
+    frame = make_table(tmp_path, rows=40)
+    frame["split"] = ["train"] * 30 + ["test"] * 10
+    train, val, test = split_frame(frame, "split", 0.2, seed=0)
+    assert (len(train), len(val), len(test)) == (24, 6, 10)
+    assert set(val.index) <= set(range(30))
+    again = split_frame(frame, "split", 0.2, seed=0)
+    assert list(again[1].index) == list(val.index)  # seeded
+    with pytest.raises(DataError, match="at least 2 training rows"):
+        split_frame(frame.iloc[:1], None, 0.1, 0)

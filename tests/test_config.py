@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+
+from plait.config import ComponentSpec, PlaitConfig, load_config, parse_config
+from plait.errors import ConfigError
+
+
+def test_defaults_and_yaml_round_trip(tmp_path: Path):
+    cfg = PlaitConfig()
+    assert cfg.fusion.name == "concat"
+    assert cfg.trainer.epochs == 10
+    path = tmp_path / "c.yaml"
+    path.write_text(cfg.to_yaml())
+    assert load_config(path) == cfg
+
+
+def test_component_shorthands():
+    assert ComponentSpec.model_validate("gru") == ComponentSpec(name="gru")
+    spec = ComponentSpec.model_validate({"name": "gru", "hidden_dim": 8})
+    assert spec.params == {"hidden_dim": 8}
+    spec = ComponentSpec.model_validate({"name": "gru", "params": {"hidden_dim": 8}})
+    assert spec.params == {"hidden_dim": 8}
+
+
+def test_yaml_config_with_inputs(tmp_path: Path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "inputs:\n  - {name: q, type: text, encoder: lstm}\n"
+        "outputs:\n  - {name: a, type: category}\n"
+        "trainer: {epochs: 2}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.inputs[0].encoder.name == "lstm"
+    assert cfg.trainer.epochs == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"trainer": {"epochs": 0}}, "trainer.epochs"),
+        ({"trainer": {"epoch": 3}}, "trainer.epoch: Extra inputs are not permitted"),
+        ({"inputs": [{"name": "x", "type": "video"}]}, "inputs.0.type"),
+        ([1, 2], "expected a mapping"),
+    ],
+)
+def test_invalid_configs_say_where(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_missing_and_broken_files(tmp_path: Path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("inputs: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
