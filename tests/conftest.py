@@ -18,7 +18,7 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # Small components so each test trains in seconds.
 TINY_CONFIG = {
-    "trainer": {"epochs": 3, "batch_size": 16, "learning_rate": 0.01, "progress": False},
+    "trainer": {"epochs": 3, "batch_size": 8, "learning_rate": 0.01, "progress": False},
 }
 TINY_ENCODERS = {
     "image": {"name": "cnn", "channels": [4, 8], "out_dim": 8},

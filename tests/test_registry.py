@@ -29,7 +29,9 @@ def test_build_passes_user_and_data_params():
 
 
 def test_unknown_name_lists_valid_names_and_suggests():
-    with pytest.raises(ConfigError, match=r"unknown widget 'sqare'. Did you mean 'square'\? Valid widgets: circle, square"):
+    with pytest.raises(
+        ConfigError, match=r"unknown widget 'sqare'. Did you mean 'square'\? Valid widgets: circle, square"
+    ):
         make_registry().get("sqare")
 
 

@@ -1,9 +1,9 @@
 """Plait: multimodal learning on tables of images, text, numbers and categories.
 
-    import plait
-    predictor = plait.fit("data.csv", label="answer")
-    predictor.predict("new.csv")
-    plait.load("runs/answer-…").evaluate("test.csv")
+import plait
+predictor = plait.fit("data.csv", label="answer")
+predictor.predict("new.csv")
+plait.load("runs/answer-…").evaluate("test.csv")
 """
 
 from __future__ import annotations

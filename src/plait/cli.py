@@ -71,7 +71,12 @@ def demo(
 
     err.print("easy-VQA: 64×64 shapes + questions → 13 answers (official train/test split)")
     predictor = fit(
-        easy_vqa(), label="answer", config=DEMO_CONFIG, out=out_dir, epochs=epochs, seed=seed,
+        easy_vqa(),
+        label="answer",
+        config=DEMO_CONFIG,
+        out=out_dir,
+        epochs=epochs,
+        seed=seed,
         overwrite=True,
     )
     metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -105,8 +110,14 @@ def train(
     if skip_bad_files:
         cfg.on_bad_file = "missing"
     predictor = fit(
-        data, label=label, config=cfg, out=out_dir, epochs=epochs, seed=seed,
-        types=parse_type_overrides(types or []), overwrite=overwrite,
+        data,
+        label=label,
+        config=cfg,
+        out=out_dir,
+        epochs=epochs,
+        seed=seed,
+        types=parse_type_overrides(types or []),
+        overwrite=overwrite,
     )
     metrics = json.loads((predictor.run_dir / "metrics.json").read_text())  # type: ignore[operator]
     for split in ("validation", "test"):

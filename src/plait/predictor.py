@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,10 +19,10 @@ from plait.data.dataset import TableDataset
 from plait.data.processors import BinaryTarget, CategoryTarget, InputProcessor, TargetProcessor
 from plait.data.schema import check_columns
 from plait.data.table import read_table
+from plait.errors import RunFolderError
 from plait.evaluation.metrics import TaskMetrics, flatten
 from plait.model import MultimodalModel
 from plait.runfolder import read_run, staging
-from plait.errors import RunFolderError
 
 
 class Predictor:
@@ -68,6 +69,8 @@ class Predictor:
             base_dir=table.base_dir,
             on_bad_file=self.config.on_bad_file,
         )
+        for column, count in dataset.bad_files.items():
+            warnings.warn(f"column {column!r}: {count} unreadable file(s) treated as missing", stacklevel=3)
         return table.frame, dataset
 
     @torch.inference_mode()
@@ -90,7 +93,9 @@ class Predictor:
             per_target[t] = metrics.compute()
         return flatten(per_target)
 
-    def evaluate(self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None) -> dict[str, float]:
+    def evaluate(
+        self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None
+    ) -> dict[str, float]:
         """Metrics on a labelled table: accuracy, macro_f1 (roc_auc) or rmse, mae, r2."""
         _, dataset = self._dataset(data, with_targets=True, base_dir=base_dir)
         return self.evaluate_dataset(dataset)

@@ -41,9 +41,7 @@ class Registry(Generic[T]):
             if name in self._entries:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             doc = inspect.getdoc(builder) or ""
-            self._entries[name] = Entry(
-                name, builder, tuple(types), doc.split("\n")[0], tuple(data_params)
-            )
+            self._entries[name] = Entry(name, builder, tuple(types), doc.split("\n")[0], tuple(data_params))
             return builder
 
         return decorator

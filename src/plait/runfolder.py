@@ -27,7 +27,12 @@ from typing import Any
 import yaml
 
 from plait.config import PlaitConfig, parse_config
-from plait.data.processors import INPUT_PROCESSORS, TARGET_PROCESSORS, InputProcessor, TargetProcessor
+from plait.data.processors import (
+    INPUT_PROCESSORS,
+    TARGET_PROCESSORS,
+    InputProcessor,
+    TargetProcessor,
+)
 from plait.errors import ConfigError, PlaitError, RunFolderError
 
 FORMAT_VERSION = 1

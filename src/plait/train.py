@@ -23,7 +23,13 @@ from plait.build import build_model, encoder_spec, head_spec, validate_component
 from plait.config import PlaitConfig, load_config, parse_config
 from plait.data.datamodule import make_loader, split_frame
 from plait.data.dataset import TableDataset
-from plait.data.processors import INPUT_PROCESSORS, TARGET_PROCESSORS, InputProcessor, TargetProcessor
+from plait.data.processors import (
+    INPUT_PROCESSORS,
+    TARGET_PROCESSORS,
+    InputProcessor,
+    TargetProcessor,
+)
+from plait.data.processors.targets import check_no_missing
 from plait.data.schema import resolve_config
 from plait.data.table import read_table
 from plait.predictor import Predictor
@@ -62,21 +68,27 @@ def fit(
     labels = [label] if isinstance(label, str) else list(label or [])
     cfg = resolve_config(table.frame, cfg, labels, types)
     validate_components(cfg)
-    if verbose:
-        show_schema(cfg, table.frame)
-
     frame = table.frame
+    for out_cfg in cfg.outputs:  # whole-table row numbers, before splitting
+        check_no_missing(frame[out_cfg.name], out_cfg.name)
     train_df, val_df, test_df = split_frame(frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)
     processors, targets = fit_processors(cfg, train_df, table.base_dir)
     datasets = {
         name: TableDataset.from_frame(
-            part, processors, targets, training=name == "train",
-            base_dir=table.base_dir, on_bad_file=cfg.on_bad_file,
+            part,
+            processors,
+            targets,
+            training=name == "train",
+            base_dir=table.base_dir,
+            on_bad_file=cfg.on_bad_file,
         )
         for name, part in (("train", train_df), ("val", val_df), ("test", test_df))
         if len(part)
     }
-    bad = sum(getattr(p, "bad_files", 0) for p in processors.values())
+    # Everything is validated by now, so the schema is not followed by an error.
+    if verbose:
+        show_schema(cfg, frame)
+    bad = sum(n for ds in datasets.values() for n in ds.bad_files.values())
     if bad and verbose:
         console.print(f"[yellow]{bad} unreadable media file(s) treated as missing (on_bad_file: missing)")
 
@@ -144,7 +156,7 @@ def _train(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic="warn",
-        log_every_n_steps=50,
+        log_every_n_steps=max(1, min(50, len(datasets["train"]) // tc.batch_size)),
     )
     train_loader = make_loader(datasets["train"], tc.batch_size, shuffle=True, num_workers=tc.num_workers)
     val_loader = make_loader(datasets["val"], tc.eval_batch_size, shuffle=False, num_workers=tc.num_workers)

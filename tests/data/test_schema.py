@@ -13,8 +13,12 @@ def test_infers_inputs_outputs_ids(tmp_path: Path):
     frame = make_table(tmp_path, rows=30)
     cfg = resolve_config(frame, PlaitConfig(), ["colour"])
     assert [(i.name, i.type) for i in cfg.inputs] == [
-        ("image", "image"), ("caption", "text"), ("size", "numeric"), ("shop", "category"),
-        ("is_red", "category"), ("price", "numeric"),
+        ("image", "image"),
+        ("caption", "text"),
+        ("size", "numeric"),
+        ("shop", "category"),
+        ("is_red", "category"),
+        ("price", "numeric"),
     ]
     assert [(o.name, o.type) for o in cfg.outputs] == [("colour", "category")]
     assert cfg.id_columns == ["id"]
@@ -30,7 +34,9 @@ def test_overrides_beat_config_beat_inference(tmp_path: Path):
 
 def test_unknown_columns_list_the_real_ones(tmp_path: Path):
     frame = make_table(tmp_path, rows=10)
-    with pytest.raises(DataError, match=r"unknown label column 'color'. Did you mean 'colour'\? Columns: id, image"):
+    with pytest.raises(
+        DataError, match=r"unknown label column 'color'. Did you mean 'colour'\? Columns: id, image"
+    ):
         resolve_config(frame, PlaitConfig(), ["color"])
     with pytest.raises(DataError, match="unknown --type column 'nope'"):
         resolve_config(frame, PlaitConfig(), ["colour"], types={"nope": "text"})

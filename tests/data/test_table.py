@@ -12,9 +12,11 @@ from tests.conftest import make_table
 def test_reads_every_format_with_base_dir(tmp_path: Path, suffix: str):
     frame = make_table(tmp_path, rows=6)
     path = tmp_path / f"t{suffix}"
-    {".csv": lambda: frame.to_csv(path, index=False),
-     ".parquet": lambda: frame.to_parquet(path),
-     ".jsonl": lambda: frame.to_json(path, orient="records", lines=True)}[suffix]()
+    {
+        ".csv": lambda: frame.to_csv(path, index=False),
+        ".parquet": lambda: frame.to_parquet(path),
+        ".jsonl": lambda: frame.to_json(path, orient="records", lines=True),
+    }[suffix]()
     table = read_table(path)
     assert list(table.frame.columns) == list(frame.columns)
     assert len(table.frame) == 6

@@ -12,8 +12,10 @@ B = 4
 # An example input per column type and the data-derived sizes the builder needs.
 INPUTS = {
     "image": (lambda: torch.randn(B, 3, 16, 16), {"in_channels": 3}),
-    "text": (lambda: torch.tensor([[2, 3, 4, 0], [5, 0, 0, 0], [0, 0, 0, 0], [6, 7, 8, 9]]),
-             {"vocab_size": 10}),
+    "text": (
+        lambda: torch.tensor([[2, 3, 4, 0], [5, 0, 0, 0], [0, 0, 0, 0], [6, 7, 8, 9]]),
+        {"vocab_size": 10},
+    ),
     "numeric": (lambda: torch.randn(B, 2), {"in_features": 2}),
     "category": (lambda: torch.tensor([0, 1, 2, 1]), {"num_embeddings": 3}),
 }

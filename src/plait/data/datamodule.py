@@ -10,8 +10,14 @@ from plait.data.collate import identity_collate
 from plait.data.dataset import TableDataset
 from plait.errors import DataError
 
-_SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
-                  "dev": "val", "test": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+}
 
 
 def split_frame(
@@ -29,7 +35,8 @@ def split_frame(
             raise DataError(f"need at least 2 training rows, got {len(train)}")
         order = np.random.default_rng(seed).permutation(len(train))
         n_val = min(len(train) - 1, max(1, round(val_fraction * len(train))))
-        val, train = train.iloc[order[:n_val]], train.iloc[order[n_val:]]
+        # Kept in table order (the loader shuffles), so messages name the first bad row.
+        val, train = train.iloc[np.sort(order[:n_val])], train.iloc[np.sort(order[n_val:])]
     return train, val, test
 
 

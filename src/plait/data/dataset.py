@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -42,7 +43,7 @@ class TableDataset(Dataset[Batch]):
         processors: Mapping[str, InputProcessor],
         target_processors: Mapping[str, TargetProcessor] | None = None,
         training: bool = False,
-        base_dir: str | None = None,
+        base_dir: Path | None = None,
         on_bad_file: str = "error",
     ) -> TableDataset:
         columns: dict[str, Encoded] = {}
@@ -55,6 +56,11 @@ class TableDataset(Dataset[Batch]):
 
     def __len__(self) -> int:
         return self._len
+
+    @property
+    def bad_files(self) -> dict[str, int]:
+        """Column → unreadable media files treated as missing."""
+        return {name: c.bad_files for name, c in self.columns.items() if c.bad_files}
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         rows = torch.as_tensor(indices, dtype=torch.long)

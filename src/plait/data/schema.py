@@ -12,7 +12,15 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from plait.config import COLUMN_TYPES, InputConfig, OutputConfig, PlaitConfig
+from plait.config import (
+    COLUMN_TYPES,
+    DEFAULT_ENCODERS,
+    DEFAULT_HEADS,
+    ComponentSpec,
+    InputConfig,
+    OutputConfig,
+    PlaitConfig,
+)
 from plait.data.table import infer_types
 from plait.errors import ConfigError, DataError
 
@@ -84,7 +92,15 @@ def resolve_config(
         ]
     if not inputs:
         raise DataError(f"no input columns left besides the label(s) {', '.join(labels)}")
-    config.inputs = inputs
+    # Fill in the default components, so the saved config names every one of them.
+    config.inputs = [
+        i.model_copy(update={"encoder": i.encoder or ComponentSpec(name=DEFAULT_ENCODERS[i.type])})
+        for i in inputs
+    ]
+    config.outputs = [
+        o.model_copy(update={"head": o.head or ComponentSpec(name=DEFAULT_HEADS[o.type])})
+        for o in config.outputs
+    ]
     used = {i.name for i in inputs} | set(labels)
     if config.split_column is None:
         config.split_column = next((n for n, t in final.items() if t == "split" and n not in used), None)

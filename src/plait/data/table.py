@@ -40,8 +40,11 @@ def read_table(data: str | Path | pd.DataFrame, base_dir: str | Path | None = No
         frame = _read_file(path)
         base, source = Path(base_dir) if base_dir else path.parent, path.name
     if frame.shape[1] == 0 or len(frame) == 0:
-        raise DataError(f"table {source} is empty (no rows)" if frame.shape[1] else
-                        f"table {source} is empty (no columns)")
+        raise DataError(
+            f"table {source} is empty (no rows)"
+            if frame.shape[1]
+            else f"table {source} is empty (no columns)"
+        )
     frame.columns = [str(c) for c in frame.columns]
     frame = frame.reset_index(drop=True)
     return Table(frame, base.resolve(), source)
@@ -70,6 +73,8 @@ def _read_file(path: Path) -> pd.DataFrame:
 
 def infer_input_type(series: pd.Series, name: str) -> str:
     """One of image, text, numeric, category, ignore (ids and empty columns)."""
+    if name.startswith("Unnamed: "):  # a saved DataFrame index, not data
+        return "ignore"
     values = series.dropna()
     if ptypes.is_string_dtype(series) or ptypes.is_object_dtype(series):
         values = values.astype(str).str.strip()

@@ -65,7 +65,7 @@ def test_bad_files_name_column_row_and_path(tmp_path: Path, problem: str):
     with pytest.raises(DataError, match=match):
         proc.transform(paths, "image")
     enc = proc.transform(paths, "image", on_bad_file="missing")
-    assert not enc.present[4] and proc.bad_files == 1
+    assert not enc.present[4] and enc.bad_files == 1
 
 
 def test_odd_modes_become_rgb(tmp_path: Path):

@@ -23,7 +23,9 @@ def test_numeric_standardises_and_flags_missing():
 def test_numeric_accepts_numeric_strings_and_names_bad_cells():
     proc = NumericProcessor().fit(pd.Series(["1", "2.5", ""]))
     assert proc.mean_ == pytest.approx(1.75)
-    with pytest.raises(DataError, match=r"column 'age', row 2: expected a number, got 'abc' \(1 such cells\)"):
+    with pytest.raises(
+        DataError, match=r"column 'age', row 2: expected a number, got 'abc' \(1 such cells\)"
+    ):
         proc.transform(pd.Series([3, "abc"]), "age")
 
 

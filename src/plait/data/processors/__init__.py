@@ -3,7 +3,12 @@
 from plait.data.processors.base import Encoded, InputProcessor, Processor
 from plait.data.processors.image import ImageProcessor
 from plait.data.processors.tabular import CategoryProcessor, NumericProcessor
-from plait.data.processors.targets import BinaryTarget, CategoryTarget, NumericTarget, TargetProcessor
+from plait.data.processors.targets import (
+    BinaryTarget,
+    CategoryTarget,
+    NumericTarget,
+    TargetProcessor,
+)
 from plait.data.processors.text import TextProcessor
 
 INPUT_PROCESSORS: dict[str, type[InputProcessor]] = {

@@ -29,6 +29,7 @@ class Encoded:
     values: Tensor
     present: Tensor  # (N,) bool: False where the cell was empty (missing modality)
     index: Tensor | None = None  # (N,) long into `values`
+    bad_files: int = 0  # unreadable media cells treated as missing (on_bad_file="missing")
 
     def __len__(self) -> int:
         return len(self.present)

@@ -81,8 +81,14 @@ class ImageProcessor(InputProcessor):
                 array = np.asarray(img, dtype=np.uint8)
         except FileNotFoundError:
             problem = "image file not found"
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-                Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        except (
+            UnidentifiedImageError,
+            OSError,
+            SyntaxError,
+            ValueError,
+            Image.DecompressionBombError,
+            Image.DecompressionBombWarning,
+        ) as err:
             problem = f"not a readable image ({type(err).__name__})"
         else:
             return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
@@ -96,7 +102,7 @@ class ImageProcessor(InputProcessor):
         slots: dict[str, int] = {}
         arrays = [np.zeros((self.channels, self.size, self.size), dtype=np.uint8)]
         index = np.zeros(len(values), dtype=np.int64)
-        self.bad_files = 0
+        bad_files = 0
         for pos, (row, value) in enumerate(values.items()):
             if is_empty(value):
                 continue
@@ -104,14 +110,14 @@ class ImageProcessor(InputProcessor):
             if key not in slots:
                 array = self._load(key, column, int(row), on_bad_file)
                 if array is None:
-                    self.bad_files += 1
+                    bad_files += 1
                     slots[key] = 0
                     continue
                 slots[key] = len(arrays)
                 arrays.append(array)
             index[pos] = slots[key]
         index_t = torch.from_numpy(index)
-        return Encoded(torch.from_numpy(np.stack(arrays)), index_t > 0, index_t)
+        return Encoded(torch.from_numpy(np.stack(arrays)), index_t > 0, index_t, bad_files)
 
     def to_model(self, values: Tensor, training: bool) -> Tensor:
         """uint8 (B, C, H, W) → float (B, C, H, W), augmented when training."""

@@ -18,9 +18,9 @@ def to_float(values: pd.Series, column: str) -> np.ndarray:
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() & ~pd.Series([is_empty(v) for v in values.tolist()], index=values.index)
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        first = bad[bad].index.min()  # index label = the row's position in the table
         raise DataError(
-            f"column {column!r}, row {row + 1}: expected a number, got {values.iloc[row]!r} "
+            f"column {column!r}, row {int(first) + 1}: expected a number, got {values[first]!r} "
             f"({int(bad.sum())} such cells); give the column another type with --type {column}=category"
         )
     array = numbers.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
@@ -90,7 +90,9 @@ class CategoryProcessor(InputProcessor):
         self.min_frequency = min_frequency
         self.max_categories = max_categories
 
-    def fit(self, values: pd.Series, column: str = "category", on_bad_file: str = "error") -> CategoryProcessor:
+    def fit(
+        self, values: pd.Series, column: str = "category", on_bad_file: str = "error"
+    ) -> CategoryProcessor:
         counts = Counter(k for k in category_keys(values) if k is not None)
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         kept = [k for k, n in ranked if n >= self.min_frequency][: self.max_categories]

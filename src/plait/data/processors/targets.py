@@ -15,9 +15,9 @@ from plait.errors import DataError
 
 
 def check_no_missing(values: pd.Series, column: str) -> None:
-    empty = np.flatnonzero([is_empty(v) for v in values.tolist()])
+    empty = values.index[[is_empty(v) for v in values.tolist()]]  # labels = table positions
     if len(empty):
-        rows = ", ".join(str(r + 1) for r in empty[:5]) + (", ..." if len(empty) > 5 else "")
+        rows = ", ".join(str(int(r) + 1) for r in empty[:5]) + (", ..." if len(empty) > 5 else "")
         raise DataError(
             f"label column {column!r} is empty in {len(empty)} of {len(values)} rows "
             f"(rows {rows}); drop or fill those rows"

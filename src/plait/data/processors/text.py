@@ -81,7 +81,9 @@ class TextProcessor(InputProcessor):
         self.vocab_ = [w for w, _ in vocab]  # position = id; [PAD]=0, [UNK]=1
         self._tokenizer = None
         lengths = [len(ids) for ids in self._ids(texts)] or [1]
-        self.max_length_ = max(1, min(self.max_length, math.ceil(np.percentile(lengths, self.length_percentile))))
+        self.max_length_ = max(
+            1, min(self.max_length, math.ceil(np.percentile(lengths, self.length_percentile)))
+        )
         return self
 
     def _ids(self, texts: list[str]) -> list[list[int]]:
@@ -94,7 +96,7 @@ class TextProcessor(InputProcessor):
     def transform(self, values: pd.Series, column: str = "text", on_bad_file: str = "error") -> Encoded:
         self.check_fitted()
         present = [not is_empty(v) for v in values.tolist()]
-        texts = [str(v) if p else "" for v, p in zip(values.tolist(), present)]
+        texts = [str(v) if p else "" for v, p in zip(values.tolist(), present, strict=False)]
         ids = np.zeros((len(texts), self.max_length_), dtype=np.int64)
         for row, seq in enumerate(self._ids(texts)):
             seq = seq[: self.max_length_]

@@ -1,0 +1,151 @@
+"""The real `plait` command, run as a subprocess on tiny tables."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import tiny_config
+
+PLAIT = [sys.executable, "-m", "plait.cli"]
+
+
+def plait(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*PLAIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(tiny_config()))
+    return path
+
+
+def test_train_evaluate_predict(table_csv: Path, config_file: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    result = plait(
+        "train",
+        table_csv,
+        "--label",
+        "colour",
+        "--config",
+        config_file,
+        "--out",
+        run,
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "image" in result.stderr and "caption" in result.stderr  # the inferred-types table
+    assert "validation set" in result.stdout and f"run folder: {run}" in result.stdout
+    assert yaml.safe_load((run / "config.yaml").read_text())["seed"] == 3
+
+    result = plait("evaluate", run, table_csv, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)  # stdout is exactly one JSON object
+    assert set(metrics) == {"accuracy", "macro_f1"}
+
+    out = tmp_path / "preds" / "p.csv"
+    result = plait("predict", run, table_csv, "--output", out)
+    assert result.returncode == 0, result.stderr
+    preds = pd.read_csv(out)
+    assert len(preds) == 60 and list(preds["id"][:3]) == ["row0", "row1", "row2"]
+    assert "colour_prob_red" in preds
+
+
+def test_type_overrides_and_skip_bad_files(table_dir: Path, config_file: Path, tmp_path: Path):
+    frame = pd.read_csv(table_dir / "table.csv")
+    frame.loc[3, "image"] = "images/missing.png"
+    frame.to_csv(table_dir / "bad.csv", index=False)
+    result = plait(
+        "train",
+        table_dir / "bad.csv",
+        "-l",
+        "colour",
+        "-c",
+        config_file,
+        "--epochs",
+        "1",
+        "--out",
+        tmp_path / "r",
+        "--skip-bad-files",
+        "--type",
+        "size=category",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 unreadable media file(s) treated as missing" in result.stderr
+    config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
+    assert {i["name"]: i["type"] for i in config["inputs"]}["size"] == "category"
+
+
+def bad_input_cases(table_dir: Path, tmp_path: Path) -> dict[str, tuple[list, str]]:
+    frame = pd.read_csv(table_dir / "table.csv")
+    frame.assign(colour=frame["colour"].where(frame.index % 10 != 0)).to_csv(
+        table_dir / "nan.csv", index=False
+    )
+    frame.assign(image=frame["image"].replace("images/4.png", "images/gone.png")).to_csv(
+        table_dir / "gone.csv", index=False
+    )
+    (table_dir / "images" / "fake.png").write_text("not an image")
+    frame.assign(image=frame["image"].replace("images/4.png", "images/fake.png")).to_csv(
+        table_dir / "fake.csv", index=False
+    )
+    (table_dir / "empty.csv").write_text("image,caption,colour\n")
+    (tmp_path / "unknown.yaml").write_text("inputs:\n  - {name: caption, encoder: gruu}\n")
+    csv = table_dir / "table.csv"
+    return {
+        "missing table": (["train", table_dir / "nope.csv", "-l", "colour"], "table file not found"),
+        "unknown label": (
+            ["train", csv, "-l", "color"],
+            "unknown label column 'color'. Did you mean 'colour'? Columns: id, image",
+        ),
+        "nan label": (
+            ["train", table_dir / "nan.csv", "-l", "colour"],
+            "label column 'colour' is empty in 6 of 60 rows",
+        ),
+        "missing image": (
+            ["train", table_dir / "gone.csv", "-l", "colour"],
+            "column 'image', row 5: image file not found:",
+        ),
+        "not an image": (
+            ["train", table_dir / "fake.csv", "-l", "colour"],
+            "column 'image', row 5: not a readable image",
+        ),
+        "empty table": (["train", table_dir / "empty.csv", "-l", "colour"], "is empty (no rows)"),
+        "unknown encoder": (
+            ["train", csv, "-l", "colour", "-c", tmp_path / "unknown.yaml"],
+            "unknown encoder 'gruu'. Did you mean 'gru'? Valid encoders: bag, cnn",
+        ),
+        "wrong column type": (
+            ["train", csv, "-l", "colour", "--type", "caption=numeric"],
+            "column 'caption', row 1: expected a number, got 'a red square number 0'",
+        ),
+        "bad type": (["train", csv, "-l", "colour", "--type", "caption=video"], "unknown type 'video'"),
+        "missing run": (["evaluate", tmp_path / "norun", csv], "run folder not found"),
+    }
+
+
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(table_dir: Path, tmp_path: Path):
+    for name, (args, message) in bad_input_cases(table_dir, tmp_path).items():
+        out = tmp_path / "runs" / name.replace(" ", "_")
+        result = plait(*args, "--out", out) if args[0] == "train" else plait(*args)
+        assert result.returncode == 2, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
+        assert message in lines[0], (name, lines[0])
+        assert "Traceback" not in result.stderr
+        # Validation happens before anything is written: not even the parent folder.
+        assert not out.exists() and not (tmp_path / "runs").exists(), name
+
+
+def test_help_lists_commands():
+    result = plait("--help")
+    assert result.returncode == 0
+    for command in ("demo", "train", "evaluate", "predict"):
+        assert command in result.stdout

@@ -1,0 +1,177 @@
+"""fit() through the Python API on tiny tables: every target type, the run folder."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import plait
+from plait.errors import ConfigError, DataError, PlaitError
+from tests.conftest import make_table, tiny_config
+
+
+def run_files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_classification_run_folder_and_reload(table_csv: Path, tmp_path: Path):
+    out = tmp_path / "run"
+    predictor = plait.fit(table_csv, label="colour", config=tiny_config(), out=out, verbose=False)
+    assert predictor.run_dir == out
+    assert run_files(out) == {
+        "config.yaml",
+        "processors.json",
+        "model.safetensors",
+        "metrics.json",
+        "log.csv",
+        "plait.json",
+    }
+    assert not list(tmp_path.glob(".run.tmp-*"))  # staging folder gone
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["validation"]) == {"accuracy", "macro_f1"}
+    assert metrics["epochs"] == 3
+    log = pd.read_csv(out / "log.csv")
+    assert list(log["epoch"]) == [1, 2, 3] and "val_loss" in log
+
+    loaded = plait.load(out)
+    a, b = predictor.predict(table_csv), loaded.predict(table_csv)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.columns[:2]) == ["id", "colour"]
+    assert {"colour_prob_red", "colour_prob_green", "colour_prob_blue"} <= set(a.columns)
+    assert list(a["id"]) == [f"row{i}" for i in range(60)]  # input order kept
+    # The label is visible in the image colour and the text: a few epochs learn it.
+    assert loaded.evaluate(table_csv)["accuracy"] > 0.7  # chance is 1/3
+
+
+def test_binary_and_regression_targets(table_csv: Path, tmp_path: Path):
+    binary = plait.fit(table_csv, label="is_red", config=tiny_config(), out=tmp_path / "b", verbose=False)
+    metrics = binary.evaluate(table_csv)
+    assert set(metrics) == {"accuracy", "macro_f1", "roc_auc"}
+    preds = binary.predict(table_csv)
+    assert set(preds["is_red"]) <= {"yes", "no"}
+    assert (preds["is_red_prob_yes"] + preds["is_red_prob_no"]).round(6).eq(1).all()
+
+    config = tiny_config()
+    config["trainer"] = {**config["trainer"], "epochs": 8}
+    reg = plait.fit(table_csv, label="price", config=config, out=tmp_path / "r", verbose=False)
+    metrics = reg.evaluate(table_csv)
+    assert set(metrics) == {"rmse", "mae", "r2"}
+    prices = pd.read_csv(table_csv)["price"]
+    assert metrics["rmse"] < prices.std()  # better than predicting the mean
+    assert reg.predict(table_csv)["price"].between(0, 50).all()  # in the label's units
+
+
+def test_several_targets_at_once(table_csv: Path, tmp_path: Path):
+    config = tiny_config(outputs=[{"name": "colour"}, {"name": "price", "loss_weight": 0.5}])
+    predictor = plait.fit(table_csv, config=config, out=tmp_path / "m", verbose=False)
+    metrics = predictor.evaluate(table_csv)
+    assert {"colour/accuracy", "price/rmse"} <= set(metrics)
+
+
+def test_dataframe_input_and_inferred_config(tmp_path: Path):
+    frame = make_table(tmp_path, rows=30)
+    predictor = plait.fit(
+        frame,
+        label="colour",
+        config={"trainer": {"epochs": 1, "progress": False}},
+        base_dir=tmp_path,
+        out=tmp_path / "df",
+        verbose=False,
+    )
+    assert [i.name for i in predictor.config.inputs] == [
+        "image",
+        "caption",
+        "size",
+        "shop",
+        "is_red",
+        "price",
+    ]
+    assert predictor.config.id_columns == ["id"]
+    assert len(predictor.predict(frame, base_dir=tmp_path)) == 30
+
+
+def test_missing_modalities_train_and_predict(table_dir: Path, tmp_path: Path):
+    frame = pd.read_csv(table_dir / "table.csv")
+    frame.loc[::3, "image"] = None
+    frame.loc[1::3, "caption"] = ""
+    frame.to_csv(table_dir / "holes.csv", index=False)
+    predictor = plait.fit(
+        table_dir / "holes.csv", label="colour", config=tiny_config(), out=tmp_path / "holes", verbose=False
+    )
+    preds = predictor.predict(table_dir / "holes.csv")
+    assert len(preds) == 60 and preds["colour"].notna().all()
+
+
+def test_seed_makes_runs_repeatable(table_csv: Path, tmp_path: Path):
+    runs = [
+        plait.fit(
+            table_csv, label="colour", config=tiny_config(), out=tmp_path / f"s{i}", seed=7, verbose=False
+        )
+        for i in range(2)
+    ]
+    pd.testing.assert_frame_equal(runs[0].predict(table_csv), runs[1].predict(table_csv))
+
+
+def test_save_copies_the_run(table_csv: Path, tmp_path: Path):
+    predictor = plait.fit(
+        table_csv,
+        label="colour",
+        config=tiny_config(trainer={"epochs": 1, "progress": False}),
+        out=tmp_path / "a",
+        verbose=False,
+    )
+    predictor.save(tmp_path / "b")
+    assert run_files(tmp_path / "b") == run_files(tmp_path / "a")
+    with pytest.raises(PlaitError, match="already exists"):
+        predictor.save(tmp_path / "b")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"label": "nope"}, DataError, "unknown label column 'nope'"),
+        (
+            {"label": "colour", "config": {"inputs": [{"name": "caption", "encoder": "transformer"}]}},
+            ConfigError,
+            "unknown encoder 'transformer'.*Valid encoders: bag, cnn",
+        ),
+        (
+            {"label": "colour", "config": {"inputs": [{"name": "caption", "encoder": "cnn"}]}},
+            ConfigError,
+            "encoder 'cnn' does not take text columns; valid for text: bag, gru, lstm",
+        ),
+        (
+            {
+                "label": "colour",
+                "config": {"inputs": [{"name": "caption", "encoder": {"name": "gru", "size": 3}}]},
+            },
+            ConfigError,
+            "unknown parameter.*size; valid: embed_dim",
+        ),
+        (
+            {
+                "label": "colour",
+                "config": {"inputs": [{"name": "caption", "preprocessing": {"lower": True}}]},
+            },
+            ConfigError,
+            "unknown text preprocessing option.*lower",
+        ),
+    ],
+)
+def test_user_errors_leave_nothing_behind(table_csv: Path, tmp_path: Path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        plait.fit(table_csv, out=tmp_path / "run", verbose=False, **kwargs)
+    assert list(tmp_path.iterdir()) == [table_csv.parent]
+
+
+def test_failure_during_training_leaves_no_folder(table_csv: Path, tmp_path: Path, monkeypatch):
+    from plait import system
+
+    def explode(self, batch, batch_idx):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(system.MultimodalSystem, "training_step", explode)
+    with pytest.raises(RuntimeError, match="boom"):
+        plait.fit(table_csv, label="colour", config=tiny_config(), out=tmp_path / "run", verbose=False)
+    assert list(tmp_path.iterdir()) == [table_csv.parent]
