@@ -6,6 +6,7 @@ of training separate the classes and tests can check real behaviour quickly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ import pytest
 from PIL import Image
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# Real data sets live beside the repository (../shared/data), never inside it.
+SHARED_DATA = Path(os.environ.get("PLAIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 # Small components so each test trains in seconds.
 TINY_CONFIG = {

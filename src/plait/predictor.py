@@ -88,7 +88,7 @@ class Predictor:
         preds, targets = self._outputs(dataset)
         per_target = {}
         for t, proc in self.targets.items():
-            metrics = TaskMetrics(proc.kind, len(getattr(proc, "classes_", [])) or 2)
+            metrics = TaskMetrics(proc.kind, proc.num_classes)
             metrics.update(preds[t], targets[t])
             per_target[t] = metrics.compute()
         return flatten(per_target)

@@ -28,7 +28,7 @@ class MultimodalSystem(L.LightningModule):
         self.loss_weights = loss_weights
         self.cfg = trainer_config
         self.val_metrics = torch.nn.ModuleDict(
-            {t: TaskMetrics(kind, num_classes.get(t, 2)) for t, kind in target_types.items()}
+            {t: TaskMetrics(kind, num_classes[t]) for t, kind in target_types.items()}
         )
 
     def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -29,9 +29,11 @@ from plait.data.processors import (
     InputProcessor,
     TargetProcessor,
 )
+from plait.data.processors.base import is_empty
 from plait.data.processors.targets import check_no_missing
 from plait.data.schema import resolve_config
 from plait.data.table import read_table
+from plait.errors import PlaitError
 from plait.predictor import Predictor
 from plait.runfolder import staging, write_run
 from plait.system import MultimodalSystem
@@ -71,8 +73,11 @@ def fit(
     frame = table.frame
     for out_cfg in cfg.outputs:  # whole-table row numbers, before splitting
         check_no_missing(frame[out_cfg.name], out_cfg.name)
+    out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
+    if out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
+        raise PlaitError(f"output folder {out_dir} already exists; choose another --out or pass --overwrite")
     train_df, val_df, test_df = split_frame(frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)
-    processors, targets = fit_processors(cfg, train_df, table.base_dir)
+    processors, targets = fit_processors(cfg, train_df, table.base_dir, all_labels=frame)
     datasets = {
         name: TableDataset.from_frame(
             part,
@@ -92,7 +97,6 @@ def fit(
     if bad and verbose:
         console.print(f"[yellow]{bad} unreadable media file(s) treated as missing (on_bad_file: missing)")
 
-    out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
     with staging(out_dir, overwrite) as tmp:
         predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose)
         write_run(tmp, cfg, processors, targets, metrics)
@@ -106,16 +110,24 @@ def default_run_dir(labels: list[str]) -> Path:
 
 
 def fit_processors(
-    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path
+    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path, all_labels: pd.DataFrame | None = None
 ) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor]]:
-    """Fit every processor on the training split only."""
+    """Fit every input processor on the training split only.
+
+    Class lists come from `all_labels` (every labelled row) when given: a rare class
+    that happens to fall only in the validation split still gets an output, and no
+    input statistics leak. Numeric targets are scaled with training statistics.
+    """
     processors: dict[str, InputProcessor] = {}
     for col in cfg.inputs:
         proc = INPUT_PROCESSORS[col.type].create(col.preprocessing, col.name)  # type: ignore[index]
-        if hasattr(proc, "base_dir"):
-            proc.base_dir = base_dir
+        proc.base_dir = base_dir
         processors[col.name] = proc.fit(train[col.name], col.name, on_bad_file=cfg.on_bad_file)
-    targets = {o.name: TARGET_PROCESSORS[o.type]().fit(train[o.name], o.name) for o in cfg.outputs}  # type: ignore[index]
+    labels = train if all_labels is None else all_labels
+    targets = {
+        o.name: TARGET_PROCESSORS[o.type]().fit((train if o.type == "numeric" else labels)[o.name], o.name)  # type: ignore[index]
+        for o in cfg.outputs
+    }
     return processors, targets
 
 
@@ -133,7 +145,7 @@ def _train(
     system = MultimodalSystem(
         model,
         target_types={t: p.kind for t, p in targets.items()},
-        num_classes={t: len(getattr(p, "classes_", [])) for t, p in targets.items()},
+        num_classes={t: p.num_classes for t, p in targets.items()},
         loss_weights={o.name: o.loss_weight for o in cfg.outputs},
         trainer_config=tc,
     )
@@ -215,7 +227,7 @@ def show_schema(cfg: PlaitConfig, frame: pd.DataFrame) -> None:
     for header in ("column", "role", "type", "encoder / head", "missing"):
         table.add_column(header)
     for col in cfg.inputs:
-        missing = frame[col.name].isna().mean()
+        missing = frame[col.name].map(is_empty).mean()
         table.add_row(col.name, "input", col.type, encoder_spec(col.type, col.encoder).name, f"{missing:.0%}")
     for out in cfg.outputs:
         table.add_row(out.name, "target", out.type, head_spec(out.type, out.head).name, "")

@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from plait.data.collate import Batch
-from plait.data.processors import Encoded, ImageProcessor, InputProcessor, TargetProcessor
+from plait.data.processors import Encoded, InputProcessor, TargetProcessor
 
 
 class TableDataset(Dataset[Batch]):
@@ -48,7 +48,7 @@ class TableDataset(Dataset[Batch]):
     ) -> TableDataset:
         columns: dict[str, Encoded] = {}
         for name, processor in processors.items():
-            if isinstance(processor, ImageProcessor) and base_dir is not None:
+            if base_dir is not None:
                 processor.base_dir = base_dir
             columns[name] = processor.transform(frame[name], name, on_bad_file=on_bad_file)
         targets = {n: p.transform(frame[n], n) for n, p in (target_processors or {}).items()}

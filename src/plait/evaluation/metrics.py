@@ -21,7 +21,7 @@ class TaskMetrics(nn.Module):
     probability (binary) or (B,) values (numeric), as returned by `Head.activate`.
     """
 
-    def __init__(self, target_type: str, num_classes: int = 2) -> None:
+    def __init__(self, target_type: str, num_classes: int = 0) -> None:
         super().__init__()
         self.target_type = target_type
         if target_type == "numeric":

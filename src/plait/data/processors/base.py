@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import pandas as pd
@@ -89,6 +90,10 @@ class Processor:
 
 class InputProcessor(Processor):
     """Turns one input column into tensors for its encoder."""
+
+    # Where relative media paths resolve: the table's folder, set for each table read
+    # (a run's processors serve tables anywhere), so neither a parameter nor saved.
+    base_dir: Path = Path(".")
 
     def transform(self, values: pd.Series, column: str, on_bad_file: str = "error") -> Encoded:
         raise NotImplementedError

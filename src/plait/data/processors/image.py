@@ -44,7 +44,6 @@ class ImageProcessor(InputProcessor):
         self.random_crop = random_crop
         self.horizontal_flip = horizontal_flip
         self.rotation = rotation
-        self.base_dir: Path = Path(".")  # set by the dataset builder; not a parameter
         self._augmenter: v2.Compose | None = None
 
     @property

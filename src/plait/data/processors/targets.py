@@ -25,6 +25,11 @@ def check_no_missing(values: pd.Series, column: str) -> None:
 
 
 class TargetProcessor(Processor):
+    @property
+    def num_classes(self) -> int:
+        """Classes for classification targets; 0 for numeric ones."""
+        return len(getattr(self, "classes_", []))
+
     def transform(self, values: pd.Series, column: str) -> Tensor:
         raise NotImplementedError
 
