@@ -16,7 +16,9 @@ from PIL import Image
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 # Real data sets live beside the repository (../shared/data), never inside it.
-SHARED_DATA = Path(os.environ.get("PLAIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("PLAIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 # Small components so each test trains in seconds.
 TINY_CONFIG = {

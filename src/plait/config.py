@@ -15,14 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from plait.errors import ConfigError
 
-InputType = Literal["image", "text", "numeric", "category"]
+InputType = Literal["image", "audio", "text", "numeric", "category"]
 TargetType = Literal["category", "binary", "numeric"]
 # Types a column may be given with `--type COL=TYPE`; `ignore` keeps a column out of
 # the model (ids are carried through to predictions), `split` marks train/val/test.
-COLUMN_TYPES: tuple[str, ...] = ("image", "text", "numeric", "category", "binary", "ignore", "split")
+COLUMN_TYPES: tuple[str, ...] = ("image", "audio", "text", "numeric", "category", "binary", "ignore", "split")
 
 DEFAULT_ENCODERS: dict[str, str] = {
     "image": "cnn",
+    "audio": "audio_cnn",
     "text": "gru",
     "numeric": "mlp",
     "category": "embedding",

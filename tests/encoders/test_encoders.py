@@ -16,9 +16,21 @@ INPUTS = {
         lambda: torch.tensor([[2, 3, 4, 0], [5, 0, 0, 0], [0, 0, 0, 0], [6, 7, 8, 9]]),
         {"vocab_size": 10},
     ),
+    "audio": (lambda: _audio(), {"n_mels": 8}),
     "numeric": (lambda: torch.randn(B, 2), {"in_features": 2}),
     "category": (lambda: torch.tensor([0, 1, 2, 1]), {"num_embeddings": 3}),
 }
+
+
+def _audio() -> torch.Tensor:
+    """(B, 1 + n_mels, T): row 0 the frame mask (row 2 is short, row 3 silent/missing)."""
+    x = torch.randn(B, 9, 40)
+    x[:, 0] = 1.0
+    x[2, 0, 15:] = 0.0
+    x[3, 0] = 0.0
+    return x
+
+
 CASES = [(entry.name, t) for entry in ENCODERS for t in entry.types]
 
 
@@ -73,3 +85,13 @@ def test_user_sizes_are_honoured():
     out = enc(torch.randn(2, 1, 32, 32))
     assert out.pooled.shape == (2, 5) and out.tokens.shape == (2, 4, 5)  # 32 / 2**4 = 2 → 2×2 cells
     assert ENCODERS.build("lstm", {"bidirectional": False, "hidden_dim": 6}, vocab_size=5).out_dim == 6
+
+
+@pytest.mark.parametrize("name", ["audio_cnn", "audio_gru"])
+def test_audio_token_mask_follows_the_real_frames(name: str):
+    enc = ENCODERS.build(name, {}, n_mels=8).eval()
+    out = enc(_audio())
+    counts = out.token_mask.sum(1).tolist()
+    assert counts[0] == counts[1] == out.tokens.shape[1]  # full clips
+    assert 0 < counts[2] < counts[0]  # the short clip
+    assert counts[3] == 0 and out.pooled[3].abs().sum() == 0  # nothing real: zeros

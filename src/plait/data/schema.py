@@ -24,7 +24,7 @@ from plait.config import (
 from plait.data.table import infer_types
 from plait.errors import ConfigError, DataError
 
-INPUT_TYPES = ("image", "text", "numeric", "category")
+INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
 TARGET_TYPES = ("category", "binary", "numeric")
 
 

@@ -12,6 +12,7 @@ from pandas.api import types as ptypes
 from plait.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
 # A string column with at most this many distinct values (or this share of rows) is a
 # category rather than free text; short strings with more distinct values are text.
 MAX_CATEGORIES = 50
@@ -72,7 +73,7 @@ def _read_file(path: Path) -> pd.DataFrame:
 
 
 def infer_input_type(series: pd.Series, name: str) -> str:
-    """One of image, text, numeric, category, ignore (ids and empty columns)."""
+    """One of image, audio, text, numeric, category, ignore (ids and empty columns)."""
     if name.startswith("Unnamed: "):  # a saved DataFrame index, not data
         return "ignore"
     values = series.dropna()
@@ -88,8 +89,11 @@ def infer_input_type(series: pd.Series, name: str) -> str:
             return "ignore"
         is_int = bool((values == values.round()).all())
         return "category" if is_int and values.nunique() <= 10 else "numeric"
-    if values.str.lower().str.endswith(IMAGE_EXTENSIONS).mean() >= 0.9:
+    lower = values.str.lower()
+    if lower.str.endswith(IMAGE_EXTENSIONS).mean() >= 0.9:
         return "image"
+    if lower.str.endswith(AUDIO_EXTENSIONS).mean() >= 0.9:
+        return "audio"
     n_unique = values.nunique()
     if _ID_NAME.search(name) and n_unique == len(values):
         return "ignore"

@@ -1,5 +1,6 @@
 """Processors by column type: inputs and targets."""
 
+from plait.data.processors.audio import AudioProcessor
 from plait.data.processors.base import Encoded, InputProcessor, Processor
 from plait.data.processors.image import ImageProcessor
 from plait.data.processors.tabular import CategoryProcessor, NumericProcessor
@@ -13,6 +14,7 @@ from plait.data.processors.text import TextProcessor
 
 INPUT_PROCESSORS: dict[str, type[InputProcessor]] = {
     "image": ImageProcessor,
+    "audio": AudioProcessor,
     "text": TextProcessor,
     "numeric": NumericProcessor,
     "category": CategoryProcessor,
@@ -24,6 +26,7 @@ TARGET_PROCESSORS: dict[str, type[TargetProcessor]] = {
 }
 
 __all__ = [
+    "AudioProcessor",
     "INPUT_PROCESSORS",
     "TARGET_PROCESSORS",
     "BinaryTarget",

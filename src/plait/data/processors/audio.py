@@ -1,0 +1,188 @@
+"""Audio processor: decode (soundfile), mono, resample (soxr), pad/crop, log-mel."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+import torch
+from torch import Tensor
+
+from plait.data.processors.base import Encoded, InputProcessor, is_empty
+from plait.errors import DataError
+
+_FIT_SAMPLE = 256  # clips read to fit the duration and the log-mel statistics
+_CHUNK = 64  # clips per STFT batch (bounds the memory of raw waveforms)
+_MAX_FITTED_SECONDS = 30.0
+
+
+class AudioProcessor(InputProcessor):
+    """Paths → (1 + n_mels, frames) float: row 0 is the real-frame mask, rows 1.. the
+    normalised log-mel spectrogram (zero on padded frames).
+
+    Files are decoded by content with soundfile (WAV, FLAC, OGG, MP3), mixed to mono,
+    resampled to `sample_rate` with soxr and padded/cropped to `duration` seconds
+    (fitted as the `duration_percentile` of training clip lengths when None).
+    Spectrograms are computed once per distinct file; SpecAugment-style time and
+    frequency masks are applied per batch on the training split only.
+    """
+
+    kind = "audio"
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        duration: float | None = None,
+        duration_percentile: float = 99.0,
+        n_mels: int = 64,
+        window_ms: float = 25.0,
+        hop_ms: float = 10.0,
+        time_mask: int = 0,
+        freq_mask: int = 0,
+        num_masks: int = 2,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.duration = duration
+        self.duration_percentile = duration_percentile
+        self.n_mels = n_mels
+        self.window_ms = window_ms
+        self.hop_ms = hop_ms
+        self.time_mask = time_mask
+        self.freq_mask = freq_mask
+        self.num_masks = num_masks
+        self._filters: Tensor | None = None
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def hop(self) -> int:
+        return max(1, round(self.sample_rate * self.hop_ms / 1000))
+
+    @property
+    def n_fft(self) -> int:
+        return 2 ** math.ceil(math.log2(self.sample_rate * self.window_ms / 1000))
+
+    @property
+    def num_samples(self) -> int:
+        return max(self.hop, round(self.duration_ * self.sample_rate))
+
+    # -- decoding -------------------------------------------------------------
+    def _load(self, value: Any, column: str, row: int, on_bad_file: str) -> np.ndarray | None:
+        """One cell → mono float32 waveform at `sample_rate`; None when skipping."""
+        path = Path(str(value).strip())
+        path = path if path.is_absolute() else self.base_dir / path
+        if not path.is_file():
+            problem = "audio file not found"
+        else:
+            try:
+                data, rate = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
+                if data.shape[0] == 0:
+                    raise ValueError("it holds 0 samples")
+                wave = data.mean(axis=1)  # stereo → mono
+                if rate != self.sample_rate:
+                    wave = soxr.resample(wave, rate, self.sample_rate).astype(np.float32)
+                if not np.isfinite(wave).all():
+                    raise ValueError("it holds non-finite samples")
+                return wave
+            except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as err:
+                detail = " ".join(str(err).split())[:120]
+                problem = f"not a readable audio file ({detail})"
+        if on_bad_file == "missing":
+            return None
+        raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
+
+    def fit(self, values: pd.Series, column: str = "audio", on_bad_file: str = "error") -> AudioProcessor:
+        cells = values[[not is_empty(v) for v in values.tolist()]].drop_duplicates()
+        sample = cells.sample(min(_FIT_SAMPLE, len(cells)), random_state=0) if len(cells) else cells
+        waves = [w for i, v in sample.items() if (w := self._load(v, column, i, on_bad_file)) is not None]
+        lengths = [len(w) / self.sample_rate for w in waves] or [1.0]
+        if self.duration is not None:
+            self.duration_ = float(self.duration)
+        else:
+            fitted = float(np.percentile(lengths, self.duration_percentile))
+            self.duration_ = min(_MAX_FITTED_SECONDS, fitted)
+        self.mean_, self.std_ = 0.0, 1.0
+        if waves:
+            mel, mask = self._log_mel(waves)
+            real = mel[:, 1:].transpose(1, 2)[mask.bool()]  # (real frames, n_mels)
+            self.mean_, self.std_ = float(real.mean()), float(real.std().clamp_min(1e-3))
+        return self
+
+    def _log_mel(self, waves: list[np.ndarray]) -> tuple[Tensor, Tensor]:
+        """Waveforms → (N, 1 + n_mels, frames) raw log-mel with mask row, and (N, frames) mask."""
+        n = self.num_samples
+        frames = n // self.hop + 1
+        if self._filters is None:
+            # The mel filterbank comes from librosa; the STFT runs batched in torch.
+            fb = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels)
+            self._filters = torch.from_numpy(fb)  # (n_mels, n_fft // 2 + 1)
+        out = torch.zeros(len(waves), 1 + self.n_mels, frames)
+        window = torch.hann_window(self.n_fft)
+        for start in range(0, len(waves), _CHUNK):
+            chunk = waves[start : start + _CHUNK]
+            batch = torch.zeros(len(chunk), n)
+            lengths = torch.tensor([min(len(w), n) for w in chunk])
+            for i, w in enumerate(chunk):
+                batch[i, : lengths[i]] = torch.from_numpy(w[:n])
+            spec = torch.stft(batch, self.n_fft, self.hop, window=window, return_complex=True)
+            power = spec.abs().pow(2)  # (b, n_fft // 2 + 1, frames)
+            mel = torch.log(self._filters @ power + 1e-6)  # (b, n_mels, frames)
+            mask = (torch.arange(frames) * self.hop < lengths.unsqueeze(1)).float()  # (b, frames)
+            out[start : start + len(chunk), 0] = mask
+            out[start : start + len(chunk), 1:] = mel
+        return out, out[:, 0]
+
+    def transform(self, values: pd.Series, column: str = "audio", on_bad_file: str = "error") -> Encoded:
+        self.check_fitted()
+        slots: dict[str, int] = {}
+        waves: list[np.ndarray] = []
+        index = np.full(len(values), -1, dtype=np.int64)
+        bad_files = 0
+        for pos, (row, value) in enumerate(values.items()):
+            if is_empty(value):
+                continue
+            key = str(value).strip()
+            if key not in slots:
+                wave = self._load(key, column, int(row), on_bad_file)
+                if wave is None:
+                    bad_files += 1
+                    slots[key] = -1
+                    continue
+                slots[key] = len(waves)
+                waves.append(wave)
+            index[pos] = slots[key]
+        frames = self.num_samples // self.hop + 1
+        stored = torch.zeros(1 + len(waves), 1 + self.n_mels, frames)  # slot 0: placeholder
+        if waves:
+            mel, mask = self._log_mel(waves)
+            mel[:, 1:] = (mel[:, 1:] - self.mean_) / self.std_ * mask.unsqueeze(1)
+            stored[1:] = mel
+        index_t = torch.from_numpy(index + 1)
+        return Encoded(stored, index_t > 0, index_t, bad_files)
+
+    def to_model(self, values: Tensor, training: bool) -> Tensor:
+        """(B, 1 + n_mels, T); SpecAugment masks (set to 0, the mean) when training."""
+        if not training or not (self.time_mask or self.freq_mask):
+            return values
+        values = values.clone()
+        spec = values[:, 1:]  # a view: (B, n_mels, T)
+        b, m, t = spec.shape
+        for _ in range(self.num_masks):
+            # Written out: torchaudio (which has these transforms) is not installable here.
+            for size, length, dim in ((self.freq_mask, m, 1), (self.time_mask, t, 2)):
+                if not size:
+                    continue
+                width = torch.randint(0, size + 1, (b, 1))
+                start = (torch.rand(b, 1) * (length - width).clamp_min(1)).long()
+                pos = torch.arange(length).unsqueeze(0)
+                hit = (pos >= start) & (pos < start + width)  # (B, length)
+                spec.masked_fill_(hit.unsqueeze(3 - dim), 0.0)
+        return values
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        return {"n_mels": self.n_mels}

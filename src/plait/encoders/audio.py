@@ -1,0 +1,87 @@
+"""Audio encoders over log-mel spectrograms from AudioProcessor.
+
+Input x: (B, 1 + n_mels, T); row 0 is the real-frame mask, rows 1.. the log-mel.
+Tokens run over time, so fusions and decoders can attend to when things happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from plait.encoders.base import ENCODERS, Encoder, EncoderOutput
+
+
+def _split(x: Tensor) -> tuple[Tensor, Tensor]:
+    return x[:, 1:], x[:, 0] > 0.5  # (B, M, T) spectrogram, (B, T) frame mask
+
+
+def _masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, D), (B, T) → (B, D); a row with no real frame pools to zeros."""
+    weights = mask.unsqueeze(-1).to(tokens.dtype)
+    return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)
+
+
+@ENCODERS.register("audio_cnn", types=("audio",), data_params=("n_mels",))
+class AudioConvEncoder(Encoder):
+    """2-D CNN over the spectrogram: [conv3x3 → max-pool 2 → batch norm → ReLU] per
+    stage, then the frequency axis is averaged away and each remaining time step
+    becomes a token; pooled is the mean over real time steps."""
+
+    def __init__(
+        self,
+        n_mels: int = 64,
+        channels: Sequence[int] = (16, 32, 64),
+        out_dim: int = 128,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = 1
+        for width in channels:
+            layers += [
+                nn.Conv2d(prev, width, 3, padding=1, bias=False),
+                nn.MaxPool2d(2, ceil_mode=True),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+            ]
+            prev = width
+        self.features = nn.Sequential(*layers)
+        self.downsample = 2 ** len(channels)
+        self.proj = nn.Sequential(nn.Linear(prev, out_dim), nn.ReLU(), nn.Dropout(dropout))
+        self.out_dim = out_dim
+
+    def forward(self, x: Tensor) -> EncoderOutput:
+        spec, frame_mask = _split(x)
+        feats = self.features(spec.unsqueeze(1))  # (B, C, M', T')
+        tokens = self.proj(feats.mean(dim=2).transpose(1, 2))  # (B, T', D)
+        # A token is real when any frame in its receptive window is.
+        mask = F.max_pool1d(frame_mask.float().unsqueeze(1), self.downsample, ceil_mode=True)
+        mask = mask.squeeze(1)[:, : tokens.shape[1]] > 0  # (B, T')
+        return EncoderOutput(tokens, mask, _masked_mean(tokens, mask))
+
+
+@ENCODERS.register("audio_gru", types=("audio",), data_params=("n_mels",))
+class AudioRecurrentEncoder(Encoder):
+    """1-D convolution over time (stride 2) → bidirectional GRU; pooled is the mean
+    over real time steps."""
+
+    def __init__(
+        self, n_mels: int = 64, conv_dim: int = 64, hidden_dim: int = 64, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv1d(n_mels, conv_dim, 5, stride=2, padding=2), nn.ReLU())
+        self.rnn = nn.GRU(conv_dim, hidden_dim, batch_first=True, bidirectional=True)
+        self.drop = nn.Dropout(dropout)
+        self.out_dim = 2 * hidden_dim
+
+    def forward(self, x: Tensor) -> EncoderOutput:
+        spec, frame_mask = _split(x)
+        feats = self.conv(spec).transpose(1, 2)  # (B, T', C)
+        mask = frame_mask[:, ::2][:, : feats.shape[1]]  # (B, T'), stride 2
+        # Zero the padded steps so the backward direction starts from silence.
+        tokens, _ = self.rnn(feats * mask.unsqueeze(-1))
+        tokens = self.drop(tokens)
+        return EncoderOutput(tokens, mask, _masked_mean(tokens, mask))
