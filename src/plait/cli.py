@@ -128,6 +128,51 @@ def train(
 
 @app.command()
 @user_errors
+def cv(
+    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL table.")],
+    label: Annotated[list[str], typer.Option("--label", "-l", help="Target column (repeatable).")],
+    folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the fold runs.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (folds and training).")] = None,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+) -> None:
+    """K-fold cross-validation: mean ± std of each test metric over the folds."""
+    from plait.config import PlaitConfig, load_config
+    from plait.data.schema import parse_type_overrides
+    from plait.evaluation.cv import cross_validate
+
+    cfg = load_config(config) if config else PlaitConfig()
+    summary = cross_validate(
+        data,
+        label=label,
+        folds=folds,
+        config=cfg,
+        out=out_dir,
+        epochs=epochs,
+        seed=seed,
+        types=parse_type_overrides(types or []),
+        overwrite=overwrite,
+        verbose=not as_json,
+    )
+    if as_json:
+        print(json.dumps(summary))
+        return
+    table = Table(title=f"{folds}-fold cross-validation (test folds)", title_justify="left")
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    for name, mean in summary["mean"].items():
+        table.add_row(name, f"{mean:.4f} ± {summary['std'][name]:.4f}")
+    out.print(table)
+
+
+@app.command()
+@user_errors
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
     data: Annotated[Path, typer.Argument(help="Labelled table.")],
