@@ -25,11 +25,12 @@ def test_model_follows_config(tmp_path: Path):
     config = tiny_config()
     config["inputs"][1]["encoder"] = {"name": "lstm", "hidden_dim": 5, "bidirectional": False}
     cfg, procs, targets, model, frame = built(tmp_path, config)
-    assert sorted(model.encoders) == ["caption", "image", "shop", "size"]
-    assert isinstance(model.encoders["caption"], RNNEncoder) and model.encoders["caption"].out_dim == 5
-    assert model.encoders["caption"].embed.num_embeddings == len(procs["caption"].vocab_)
+    assert sorted(model.encoders) == ["image", "tabular", "text"]  # one per group
+    assert model.inputs == {"image": "image", "caption": "text", "tabular": "tabular"}
+    assert isinstance(model.encoders["text"], RNNEncoder) and model.encoders["text"].out_dim == 5
+    assert model.encoders["text"].embed.num_embeddings == len(procs["caption"].vocab_)
     assert model.heads["colour"].net[-1].out_features == 3
-    assert model.fusion.out_dim == 8 + 5 + 16 + 16 + 4
+    assert model.fusion.out_dim == 8 + 5 + 32 + 3  # image, text, tabular (size + shop), flags
 
 
 def test_forward_and_predict_shapes(tmp_path: Path):
@@ -69,3 +70,71 @@ def test_component_errors(tmp_path: Path, change: dict, match: str):
     cfg = resolve_config(frame, parse_config({**tiny_config(), **change}), ["colour"])
     with pytest.raises(ConfigError, match=match):
         validate_components(cfg)
+
+
+def two_text_columns(tmp_path: Path, **config_extra):
+    frame = make_table(tmp_path, rows=20)
+    frame["note"] = [f"note about {c} item" for c in frame["colour"]]
+    frame["note"] = frame["note"].str.replace("red", "crimson")  # a word only this column has
+    config = {
+        "inputs": [
+            {"name": "caption", "type": "text", "encoder": {"name": "gru", "hidden_dim": 4}},
+            {"name": "note", "type": "text"},
+            {"name": "size", "type": "numeric"},
+            {"name": "shop", "type": "category"},
+        ],
+        **config_extra,
+    }
+    cfg = resolve_config(frame, parse_config(config), ["colour"])
+    procs, targets = fit_processors(cfg, frame, tmp_path)
+    return cfg, procs, build_model(cfg, procs, targets)
+
+
+def test_columns_of_one_modality_share_weights_by_default(tmp_path: Path):
+    cfg, procs, model = two_text_columns(tmp_path)
+    assert [c.group for c in cfg.inputs] == ["text", "text", "tabular", "tabular"]
+    assert cfg.inputs[1].encoder == cfg.inputs[0].encoder  # the group's encoder, named in full
+    assert procs["caption"] is procs["note"]  # one vocabulary for both
+    assert "crimson" in procs["note"].vocab_ and "square" in procs["note"].vocab_
+    assert list(model.encoders) == ["text", "tabular"]
+    assert model.inputs["caption"] == model.inputs["note"] == "text"
+    weights = sum(p.numel() for p in model.encoders.parameters())
+    _, _, untied = two_text_columns(tmp_path, share_encoders=False)
+    assert sum(p.numel() for p in untied.encoders.parameters()) > weights
+    assert sorted(untied.encoders) == ["caption", "note", "tabular"]
+
+
+def test_tied_columns_keep_their_own_presence(tmp_path: Path):
+    from plait.data.dataset import TableDataset
+
+    cfg, procs, model = two_text_columns(tmp_path)
+    frame = make_table(tmp_path, rows=20)
+    frame["note"] = ""
+    batch = TableDataset.from_frame(frame, procs, None, base_dir=tmp_path).__getitems__([0, 1])
+    assert batch.present["caption"].all() and not batch.present["note"].any()
+    assert model.fusion.out_dim == 4 * 2 + 4 * 2 + 32 + 3  # two text outputs (bi-GRU 4), tabular, flags
+
+
+def test_tabular_per_column_and_ft_transformer(tmp_path: Path):
+    _, procs, model = two_text_columns(tmp_path, tabular="per_column")
+    assert sorted(model.inputs) == ["caption", "note", "shop", "size"]
+    assert type(procs["size"]).__name__ == "NumericProcessor"
+    config = {"inputs": [{"name": "size", "encoder": "ft_transformer"}, {"name": "shop"}]}
+    frame = make_table(tmp_path, rows=20)
+    cfg = resolve_config(frame, parse_config(config), ["colour"])
+    procs, targets = fit_processors(cfg, frame, tmp_path)
+    model = build_model(cfg, procs, targets)
+    assert type(model.encoders["tabular"]).__name__ == "FTTransformer"
+    assert procs["tabular"].columns == ["size", "shop"]
+
+
+def test_group_conflicts_are_reported(tmp_path: Path):
+    frame = make_table(tmp_path, rows=10)
+    mixed = {"inputs": [{"name": "caption", "group": "g"}, {"name": "image", "group": "g"}]}
+    with pytest.raises(ConfigError, match="group 'g' mixes column types image, text"):
+        resolve_config(frame, parse_config(mixed), ["colour"])
+    two = {
+        "inputs": [{"name": "size", "encoder": "tabular_mlp"}, {"name": "shop", "encoder": "ft_transformer"}]
+    }
+    with pytest.raises(ConfigError, match="group 'tabular' name different encoders"):
+        resolve_config(frame, parse_config(two), ["colour"])

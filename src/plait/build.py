@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from plait.config import DEFAULT_ENCODERS, DEFAULT_HEADS, ComponentSpec, PlaitConfig
+from plait.config import DEFAULT_ENCODERS, DEFAULT_HEADS, ComponentSpec, InputConfig, PlaitConfig
 from plait.data.processors import InputProcessor, TargetProcessor
+from plait.data.schema import input_units, is_tabular_group
 from plait.encoders import ENCODERS
 from plait.errors import ConfigError
 from plait.fusion import FUSIONS
@@ -35,12 +36,17 @@ def _data_params(registry: Registry, name: str, available: dict) -> dict:
     return {k: v for k, v in available.items() if k in wanted}
 
 
+def _unit_type(key: str, members: list[InputConfig]) -> str:
+    """The type an input's encoder must take: a tabular group is "tabular"."""
+    return "tabular" if is_tabular_group(key, members) else members[0].type  # type: ignore[return-value]
+
+
 def validate_components(config: PlaitConfig) -> None:
     """Fail fast (before any data is read) on unknown names or mismatched types."""
-    for col in config.inputs:
-        assert col.type is not None
-        spec = encoder_spec(col.type, col.encoder)
-        _check_type(ENCODERS, spec, col.type, col.name)
+    for key, members in input_units(config).items():
+        type_ = _unit_type(key, members)
+        spec = encoder_spec(type_, members[0].encoder)
+        _check_type(ENCODERS, spec, type_, key)
         ENCODERS.check_params(spec.name, spec.params)
     FUSIONS.check_params(config.fusion.name, config.fusion.params)
     for out in config.outputs:
@@ -56,16 +62,19 @@ def build_model(
     target_processors: dict[str, TargetProcessor],
 ) -> MultimodalModel:
     validate_components(config)
-    encoders = {}
-    for col in config.inputs:
-        spec = encoder_spec(col.type, col.encoder)  # type: ignore[arg-type]
-        data = _data_params(ENCODERS, spec.name, processors[col.name].encoder_kwargs())
-        encoders[col.name] = ENCODERS.build(spec.name, spec.params, **data)
-    in_dims = {name: enc.out_dim for name, enc in encoders.items()}
+    encoders, inputs, in_dims = {}, {}, {}
+    for key, members in input_units(config).items():
+        group = members[0].group
+        if group not in encoders:  # built once per group: its columns share the weights
+            spec = encoder_spec(_unit_type(key, members), members[0].encoder)
+            data = _data_params(ENCODERS, spec.name, processors[key].encoder_kwargs())
+            encoders[group] = ENCODERS.build(spec.name, spec.params, **data)
+        inputs[key] = group
+        in_dims[key] = encoders[group].out_dim
     fusion = FUSIONS.build(config.fusion.name, config.fusion.params, in_dims=in_dims)
     heads = {}
     for out in config.outputs:
         spec = head_spec(out.type, out.head)  # type: ignore[arg-type]
         available = {"in_dim": fusion.out_dim, **target_processors[out.name].head_kwargs()}
         heads[out.name] = HEADS.build(spec.name, spec.params, **_data_params(HEADS, spec.name, available))
-    return MultimodalModel(encoders, fusion, heads)
+    return MultimodalModel(encoders, inputs, fusion, heads)  # type: ignore[arg-type]

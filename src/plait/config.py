@@ -27,7 +27,10 @@ DEFAULT_ENCODERS: dict[str, str] = {
     "text": "gru",
     "numeric": "mlp",
     "category": "embedding",
+    "tabular": "tabular_mlp",  # a group of numeric and category columns
 }
+MEDIA_TYPES = ("image", "audio", "text")
+TABULAR_TYPES = ("numeric", "category")
 DEFAULT_HEADS: dict[str, str] = {
     "category": "classification",
     "binary": "binary",
@@ -62,6 +65,10 @@ class InputConfig(_Strict):
     type: InputType | None = None  # inferred from the data when omitted
     encoder: ComponentSpec | None = None  # default per type (DEFAULT_ENCODERS)
     preprocessing: dict[str, Any] = Field(default_factory=dict)
+    # Columns with the same group share one encoder and one fitted preprocessing
+    # (weights tied). Default: one group per media type when `share_encoders`, and
+    # one "tabular" group for all numeric and category columns.
+    group: str | None = None
 
 
 class OutputConfig(_Strict):
@@ -95,6 +102,11 @@ class PlaitConfig(_Strict):
     fusion: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="concat"))
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     seed: int = 0
+    # Several image (audio, text) columns share one encoder; False gives each its own.
+    share_encoders: bool = True
+    # "group": numeric and category columns form one tabular input; "per_column":
+    # each gets its own encoder (mlp / embedding).
+    tabular: Literal["group", "per_column"] = "group"
     # Columns carried through to predictions (ids), never fed to the model.
     id_columns: list[str] = Field(default_factory=list)
     split_column: str | None = None

@@ -10,14 +10,22 @@ from plait.heads.base import Head
 
 
 class MultimodalModel(nn.Module):
-    def __init__(self, encoders: dict[str, Encoder], fusion: Fusion, heads: dict[str, Head]) -> None:
+    def __init__(
+        self,
+        encoders: dict[str, Encoder],
+        inputs: dict[str, str],
+        fusion: Fusion,
+        heads: dict[str, Head],
+    ) -> None:
         super().__init__()
-        self.encoders = nn.ModuleDict(encoders)  # input column → encoder
+        self.encoders = nn.ModuleDict(encoders)  # group → encoder (shared by its inputs)
+        self.inputs = dict(inputs)  # input key (column, or tabular group) → group
         self.fusion = fusion
         self.heads = nn.ModuleDict(heads)  # target column → head
 
     def encode(self, inputs: dict[str, Tensor]) -> dict[str, EncoderOutput]:
-        return {name: self.encoders[name](inputs[name]) for name in sorted(self.encoders)}
+        """Each input through its group's encoder; a tied encoder runs once per column."""
+        return {key: self.encoders[self.inputs[key]](inputs[key]) for key in sorted(self.inputs)}
 
     def fuse(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> FusedOutput:
         return self.fusion(self.encode(inputs), present)

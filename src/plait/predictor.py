@@ -59,7 +59,8 @@ class Predictor:
         self, data: str | Path | pd.DataFrame, with_targets: bool, base_dir: str | Path | None
     ) -> tuple[pd.DataFrame, TableDataset]:
         table = read_table(data, base_dir)
-        check_columns(table.frame, self.processors, "input")
+        needed = [c for key, p in self.processors.items() for c in p.source_columns(key)]
+        check_columns(table.frame, dict.fromkeys(needed), "input")
         if with_targets:
             check_columns(table.frame, self.targets, "label")
         dataset = TableDataset.from_frame(

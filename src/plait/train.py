@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -20,20 +21,21 @@ from rich.table import Table as RichTable
 from safetensors.torch import save_model
 
 from plait.build import build_model, encoder_spec, head_spec, validate_components
-from plait.config import PlaitConfig, load_config, parse_config
+from plait.config import InputConfig, PlaitConfig, load_config, parse_config
 from plait.data.datamodule import make_loader, split_frame
 from plait.data.dataset import TableDataset
 from plait.data.processors import (
     INPUT_PROCESSORS,
     TARGET_PROCESSORS,
     InputProcessor,
+    TabularProcessor,
     TargetProcessor,
 )
 from plait.data.processors.base import is_empty
 from plait.data.processors.targets import check_no_missing
-from plait.data.schema import resolve_config
+from plait.data.schema import input_units, is_tabular_group, resolve_config
 from plait.data.table import read_table
-from plait.errors import PlaitError
+from plait.errors import ConfigError, PlaitError
 from plait.predictor import Predictor
 from plait.runfolder import staging, write_run
 from plait.system import MultimodalSystem
@@ -112,23 +114,50 @@ def default_run_dir(labels: list[str]) -> Path:
 def fit_processors(
     cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path, all_labels: pd.DataFrame | None = None
 ) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor]]:
-    """Fit every input processor on the training split only.
+    """Fit one processor per input on the training split only; the columns of a media
+    group share one processor (one vocabulary, one normalisation) as they share weights.
 
     Class lists come from `all_labels` (every labelled row) when given: a rare class
     that happens to fall only in the validation split still gets an output, and no
     input statistics leak. Numeric targets are scaled with training statistics.
     """
     processors: dict[str, InputProcessor] = {}
-    for col in cfg.inputs:
-        proc = INPUT_PROCESSORS[col.type].create(col.preprocessing, col.name)  # type: ignore[index]
-        proc.base_dir = base_dir
-        processors[col.name] = proc.fit(train[col.name], col.name, on_bad_file=cfg.on_bad_file)
+    by_group: dict[str, InputProcessor] = {}
+    for key, members in input_units(cfg).items():
+        group = members[0].group
+        if group not in by_group:
+            by_group[group] = _fit_input(cfg, train, base_dir, key, members)  # type: ignore[index]
+        processors[key] = by_group[group]  # type: ignore[index]
     labels = train if all_labels is None else all_labels
     targets = {
         o.name: TARGET_PROCESSORS[o.type]().fit((train if o.type == "numeric" else labels)[o.name], o.name)  # type: ignore[index]
         for o in cfg.outputs
     }
     return processors, targets
+
+
+def _fit_input(
+    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path, key: str, members: list[InputConfig]
+) -> InputProcessor:
+    if is_tabular_group(key, members):  # one processor, many columns
+        numeric = {m.name: m.preprocessing for m in members if m.type == "numeric"}
+        category = {m.name: m.preprocessing for m in members if m.type == "category"}
+        proc: InputProcessor = TabularProcessor(numeric, category)
+        return proc.fit(proc.select(train, key), key)
+    group = [c for c in cfg.inputs if c.group == members[0].group]
+    options = {json.dumps(c.preprocessing, sort_keys=True): c.preprocessing for c in group}
+    if len(options) > 1:
+        raise ConfigError(
+            f"the columns of group {members[0].group!r} share an encoder but set different "
+            "preprocessing; give them the same, or separate groups"
+        )
+    proc = INPUT_PROCESSORS[members[0].type].create(group[0].preprocessing, key)  # type: ignore[index]
+    proc.base_dir = base_dir
+    values = pd.concat([train[c.name] for c in group])
+    # Unreadable files are skipped when fitting statistics; transforming each column
+    # afterwards reports them with their own column name (or counts them).
+    on_bad = cfg.on_bad_file if len(group) == 1 else "missing"
+    return proc.fit(values, key, on_bad_file=on_bad)
 
 
 def _train(
@@ -224,13 +253,15 @@ def _quiet_lightning() -> None:
 
 def show_schema(cfg: PlaitConfig, frame: pd.DataFrame) -> None:
     table = RichTable(title=f"{len(frame)} rows", title_justify="left")
-    for header in ("column", "role", "type", "encoder / head", "missing"):
+    for header in ("column", "role", "type", "encoder (group) / head", "missing"):
         table.add_column(header)
     for col in cfg.inputs:
         missing = frame[col.name].map(is_empty).mean()
-        table.add_row(col.name, "input", col.type, encoder_spec(col.type, col.encoder).name, f"{missing:.0%}")
+        encoder = encoder_spec(col.type, col.encoder).name  # type: ignore[arg-type]
+        group = f" ({col.group})" if col.group != col.name else ""
+        table.add_row(col.name, "input", col.type, encoder + group, f"{missing:.0%}")
     for out in cfg.outputs:
-        table.add_row(out.name, "target", out.type, head_spec(out.type, out.head).name, "")
+        table.add_row(out.name, "target", out.type, head_spec(out.type, out.head).name, "")  # type: ignore[arg-type]
     for name in cfg.id_columns:
         table.add_row(name, "id (kept)", "", "", "")
     if cfg.split_column:

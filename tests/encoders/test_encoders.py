@@ -19,6 +19,11 @@ INPUTS = {
     "audio": (lambda: _audio(), {"n_mels": 8}),
     "numeric": (lambda: torch.randn(B, 2), {"in_features": 2}),
     "category": (lambda: torch.tensor([0, 1, 2, 1]), {"num_embeddings": 3}),
+    # two numeric columns (value, missing flag) then two category ids, as TabularProcessor gives
+    "tabular": (
+        lambda: torch.cat([torch.randn(B, 4), torch.tensor([[0.0, 1], [2, 0], [1, 4], [0, 3]])], dim=1),
+        {"num_numeric": 2, "category_sizes": [3, 5]},
+    ),
 }
 
 
@@ -95,3 +100,17 @@ def test_audio_token_mask_follows_the_real_frames(name: str):
     assert counts[0] == counts[1] == out.tokens.shape[1]  # full clips
     assert 0 < counts[2] < counts[0]  # the short clip
     assert counts[3] == 0 and out.pooled[3].abs().sum() == 0  # nothing real: zeros
+
+
+@pytest.mark.parametrize("name", ["tabular_mlp", "ft_transformer"])
+def test_tabular_encoders_read_every_column(name: str):
+    torch.manual_seed(0)
+    enc = build(name, "tabular").eval()
+    x = INPUTS["tabular"][0]()
+    base = enc(x).pooled
+    for col in (0, 2, 4, 5):  # each numeric value and each category id matters
+        changed = x.clone()
+        changed[:, col] = changed[:, col] + 1 if col < 4 else (changed[:, col] + 1) % 3
+        assert not torch.allclose(enc(changed).pooled, base), col
+    if name == "ft_transformer":
+        assert enc(x).tokens.shape == (B, 4, enc.out_dim)  # one token per column

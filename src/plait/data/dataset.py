@@ -50,7 +50,7 @@ class TableDataset(Dataset[Batch]):
         for name, processor in processors.items():
             if base_dir is not None:
                 processor.base_dir = base_dir
-            columns[name] = processor.transform(frame[name], name, on_bad_file=on_bad_file)
+            columns[name] = processor.transform(processor.select(frame, name), name, on_bad_file=on_bad_file)
         targets = {n: p.transform(frame[n], n) for n, p in (target_processors or {}).items()}
         return cls(columns, processors, targets, training)
 

@@ -16,6 +16,8 @@ from plait.config import (
     COLUMN_TYPES,
     DEFAULT_ENCODERS,
     DEFAULT_HEADS,
+    MEDIA_TYPES,
+    TABULAR_TYPES,
     ComponentSpec,
     InputConfig,
     OutputConfig,
@@ -92,11 +94,7 @@ def resolve_config(
         ]
     if not inputs:
         raise DataError(f"no input columns left besides the label(s) {', '.join(labels)}")
-    # Fill in the default components, so the saved config names every one of them.
-    config.inputs = [
-        i.model_copy(update={"encoder": i.encoder or ComponentSpec(name=DEFAULT_ENCODERS[i.type])})
-        for i in inputs
-    ]
+    config.inputs = assign_groups(inputs, config.share_encoders, config.tabular, set(frame.columns))
     config.outputs = [
         o.model_copy(update={"head": o.head or ComponentSpec(name=DEFAULT_HEADS[o.type])})
         for o in config.outputs
@@ -107,6 +105,57 @@ def resolve_config(
     ids = [n for n, t in final.items() if t == "ignore" and n not in used]
     config.id_columns = list(dict.fromkeys([*config.id_columns, *ids]))
     return config
+
+
+def assign_groups(
+    inputs: list[InputConfig], share: bool, tabular: str, columns: set[str]
+) -> list[InputConfig]:
+    """Give every input its group and the group's encoder (named in full, so the saved
+    config says exactly what was built)."""
+    grouped = []
+    for col in inputs:
+        if col.group is None:
+            if col.type in MEDIA_TYPES:
+                group = col.type if share else col.name
+            else:
+                group = "tabular" if tabular == "group" else col.name
+            col = col.model_copy(update={"group": group})
+        grouped.append(col)
+    by_group: dict[str, list[InputConfig]] = {}
+    for col in grouped:
+        by_group.setdefault(col.group, []).append(col)  # type: ignore[arg-type]
+    specs = {}
+    for group, members in by_group.items():
+        kinds = {"tabular" if m.type in TABULAR_TYPES else m.type for m in members}
+        if len(kinds) > 1:
+            raise ConfigError(f"group {group!r} mixes column types {', '.join(sorted(kinds))}")
+        explicit = {m.encoder.model_dump_json(): m.encoder for m in members if m.encoder}
+        if len(explicit) > 1:
+            raise ConfigError(f"the columns of group {group!r} name different encoders; give one")
+        kind = kinds.pop()
+        tabular_group = kind == "tabular" and (len(members) > 1 or members[0].name != group)
+        if tabular_group and group in columns:
+            raise ConfigError(f"group name {group!r} is also a column name; choose another group name")
+        default = DEFAULT_ENCODERS["tabular" if tabular_group else members[0].type]  # type: ignore[index]
+        specs[group] = next(iter(explicit.values()), None) or ComponentSpec(name=default)
+    return [c.model_copy(update={"encoder": specs[c.group]}) for c in grouped]  # type: ignore[index]
+
+
+def is_tabular_group(key: str, members: list[InputConfig]) -> bool:
+    """True when input `key` is several numeric/category columns encoded together."""
+    return members[0].type in TABULAR_TYPES and (len(members) > 1 or members[0].name != key)
+
+
+def input_units(config: PlaitConfig) -> dict[str, list[InputConfig]]:
+    """The model's inputs: key → its columns. A media column is its own input (sharing
+    its group's encoder); a tabular group of several columns is one input named after
+    the group."""
+    units: dict[str, list[InputConfig]] = {}
+    for col in config.inputs:
+        members = [c for c in config.inputs if c.group == col.group]
+        key = col.group if is_tabular_group(col.group, members) else col.name  # type: ignore[arg-type]
+        units.setdefault(key, []).append(col)
+    return units
 
 
 def _input_type(name: str, type_: str) -> str:

@@ -3,7 +3,7 @@
 from plait.data.processors.audio import AudioProcessor
 from plait.data.processors.base import Encoded, InputProcessor, Processor
 from plait.data.processors.image import ImageProcessor
-from plait.data.processors.tabular import CategoryProcessor, NumericProcessor
+from plait.data.processors.tabular import CategoryProcessor, NumericProcessor, TabularProcessor
 from plait.data.processors.targets import (
     BinaryTarget,
     CategoryTarget,
@@ -18,6 +18,7 @@ INPUT_PROCESSORS: dict[str, type[InputProcessor]] = {
     "text": TextProcessor,
     "numeric": NumericProcessor,
     "category": CategoryProcessor,
+    "tabular": TabularProcessor,
 }
 TARGET_PROCESSORS: dict[str, type[TargetProcessor]] = {
     "category": CategoryTarget,
@@ -38,6 +39,7 @@ __all__ = [
     "NumericProcessor",
     "NumericTarget",
     "Processor",
+    "TabularProcessor",
     "TargetProcessor",
     "TextProcessor",
 ]

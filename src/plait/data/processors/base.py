@@ -95,6 +95,13 @@ class InputProcessor(Processor):
     # (a run's processors serve tables anywhere), so neither a parameter nor saved.
     base_dir: Path = Path(".")
 
+    def select(self, frame: pd.DataFrame, key: str) -> pd.Series | pd.DataFrame:
+        """The cells this processor reads for input `key` (one column by default)."""
+        return frame[key]
+
+    def source_columns(self, key: str) -> list[str]:
+        return [key]
+
     def transform(self, values: pd.Series, column: str, on_bad_file: str = "error") -> Encoded:
         raise NotImplementedError
 

@@ -109,3 +109,70 @@ class CategoryProcessor(InputProcessor):
 
     def encoder_kwargs(self) -> dict[str, Any]:
         return {"num_embeddings": len(self.vocab_) + 1}
+
+
+class TabularProcessor(InputProcessor):
+    """Several numeric and category columns as one input: (N, 2·n_numeric + n_category)
+    float32 = [standardised value, missing flag] per numeric column, then each category
+    column's id (exact in float32; the encoder casts back to int64)."""
+
+    kind = "tabular"
+
+    def __init__(
+        self,
+        numeric: dict[str, dict[str, Any]] | None = None,
+        category: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.numeric = numeric or {}
+        self.category = category or {}
+        self._members: dict[str, InputProcessor] = {}
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.numeric, *self.category]
+
+    def select(self, frame: pd.DataFrame, key: str) -> pd.DataFrame:
+        return frame[self.columns]
+
+    def source_columns(self, key: str) -> list[str]:
+        return self.columns
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self._members)
+
+    def fit(
+        self, values: pd.DataFrame, column: str = "tabular", on_bad_file: str = "error"
+    ) -> TabularProcessor:
+        members: dict[str, InputProcessor] = {}
+        for name, options in self.numeric.items():
+            members[name] = NumericProcessor.create(options, name).fit(values[name], name)
+        for name, options in self.category.items():
+            members[name] = CategoryProcessor.create(options, name).fit(values[name], name)
+        self._members = members
+        return self
+
+    def transform(self, values: pd.DataFrame, column: str = "tabular", on_bad_file: str = "error") -> Encoded:
+        self.check_fitted()
+        parts = [self._members[n].transform(values[n], n).values for n in self.numeric]  # (N, 2) each
+        parts += [self._members[n].transform(values[n], n).values.float().unsqueeze(1) for n in self.category]
+        return Encoded(torch.cat(parts, dim=1), torch.ones(len(values), dtype=torch.bool))
+
+    def encoder_kwargs(self) -> dict[str, Any]:
+        sizes = [self._members[n].encoder_kwargs()["num_embeddings"] for n in self.category]
+        return {"num_numeric": len(self.numeric), "category_sizes": sizes}
+
+    def state(self) -> dict[str, Any]:
+        self.check_fitted()
+        members = {name: p.state() for name, p in self._members.items()}
+        return {"kind": self.kind, "params": self.get_params(), "fitted": {"members": members}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TabularProcessor:
+        obj = cls(**state["params"])
+        kinds = {"numeric": NumericProcessor, "category": CategoryProcessor}
+        obj._members = {
+            name: kinds[member["kind"]].from_state(member)
+            for name, member in state["fitted"]["members"].items()
+        }
+        return obj
