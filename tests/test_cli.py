@@ -74,12 +74,13 @@ def test_type_overrides_and_skip_bad_files(table_dir: Path, config_file: Path, t
         "1",
         "--out",
         tmp_path / "r",
-        "--skip-bad-files",
+        "--on-bad-row",
+        "missing",
         "--type",
         "size=category",
     )
     assert result.returncode == 0, result.stderr
-    assert "1 unreadable media file(s) treated as missing" in result.stderr
+    assert "1 row(s) with an unreadable file or a bad number kept" in result.stderr
     config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     assert {i["name"]: i["type"] for i in config["inputs"]}["size"] == "category"
 
@@ -149,3 +150,32 @@ def test_help_lists_commands():
     assert result.returncode == 0
     for command in ("demo", "train", "evaluate", "predict"):
         assert command in result.stdout
+
+
+def test_on_bad_row_skip_leaves_out_and_counts(table_dir: Path, config_file: Path, tmp_path: Path):
+    frame = pd.read_csv(table_dir / "table.csv").astype({"size": object})
+    frame.loc[3, "image"] = "images/missing.png"
+    frame.loc[10, "size"] = "1,200"  # a stray string in a number column
+    frame.to_csv(table_dir / "bad.csv", index=False)
+    result = plait("train", table_dir / "bad.csv", "-l", "colour", "-c", config_file, "--epochs", "1")
+    assert result.returncode == 2
+    assert "column 'image', row 4: image file not found" in result.stderr
+    run = tmp_path / "skip"
+    result = plait(
+        "train",
+        table_dir / "bad.csv",
+        "-l",
+        "colour",
+        "-c",
+        config_file,
+        "--epochs",
+        "1",
+        "--out",
+        run,
+        "--on-bad-row",
+        "skip",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 row(s) with an unreadable file or a bad number skipped" in result.stderr
+    rows = json.loads((run / "metrics.json").read_text())["rows"]
+    assert rows["train"] + rows["val"] == 58

@@ -47,6 +47,25 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+OnBadRow = Annotated[
+    str | None,
+    typer.Option(
+        "--on-bad-row",
+        help="An unreadable file or a bad number: error (default), missing (treat the cell as "
+        "missing) or skip (leave the row out); counted either way.",
+    ),
+]
+
+
+def with_on_bad_row(cfg: Any, choice: str | None) -> Any:
+    if choice is None:
+        return cfg
+    if choice not in ("error", "missing", "skip"):
+        raise PlaitError(f"--on-bad-row must be error, missing or skip, got {choice!r}")
+    cfg.on_bad_row = choice
+    return cfg
+
+
 def print_metrics(metrics: dict[str, float], title: str) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
@@ -96,9 +115,7 @@ def train(
     types: Annotated[
         list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")
     ] = None,
-    skip_bad_files: Annotated[
-        bool, typer.Option(help="Treat unreadable media files as missing (counted) instead of failing.")
-    ] = False,
+    on_bad_row: OnBadRow = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
 ) -> None:
     """Train a model on your own table."""
@@ -106,9 +123,7 @@ def train(
     from plait.data.schema import parse_type_overrides
     from plait.train import fit
 
-    cfg = load_config(config) if config else PlaitConfig()
-    if skip_bad_files:
-        cfg.on_bad_file = "missing"
+    cfg = with_on_bad_row(load_config(config) if config else PlaitConfig(), on_bad_row)
     predictor = fit(
         data,
         label=label,
@@ -139,6 +154,7 @@ def cv(
     types: Annotated[
         list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")
     ] = None,
+    on_bad_row: OnBadRow = None,
     overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
@@ -147,7 +163,7 @@ def cv(
     from plait.data.schema import parse_type_overrides
     from plait.evaluation.cv import cross_validate
 
-    cfg = load_config(config) if config else PlaitConfig()
+    cfg = with_on_bad_row(load_config(config) if config else PlaitConfig(), on_bad_row)
     summary = cross_validate(
         data,
         label=label,

@@ -110,9 +110,11 @@ class PlaitConfig(_Strict):
     # Columns carried through to predictions (ids), never fed to the model.
     id_columns: list[str] = Field(default_factory=list)
     split_column: str | None = None
-    # What to do with an unreadable media file: stop with an error, or treat the
-    # cell as a missing modality (counted and reported).
-    on_bad_file: Literal["error", "missing"] = "error"
+    # A cell that cannot be used (unreadable media file, text in a number column):
+    # stop with an error naming it, treat the cell as missing, or skip the whole row
+    # when training and evaluating (prediction keeps every row, as "missing").
+    # Skipped rows and missing cells are counted and reported.
+    on_bad_row: Literal["error", "missing", "skip"] = "error"
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -63,15 +63,19 @@ class Predictor:
         check_columns(table.frame, dict.fromkeys(needed), "input")
         if with_targets:
             check_columns(table.frame, self.targets, "label")
+        on_bad = self.config.on_bad_row
+        if on_bad == "skip" and not with_targets:
+            on_bad = "missing"  # predictions keep one row per input row
         dataset = TableDataset.from_frame(
             table.frame,
             self.processors,
             self.targets if with_targets else None,
             base_dir=table.base_dir,
-            on_bad_file=self.config.on_bad_file,
+            on_bad_row=on_bad,
         )
-        for column, count in dataset.bad_files.items():
-            warnings.warn(f"column {column!r}: {count} unreadable file(s) treated as missing", stacklevel=3)
+        if dataset.bad_rows:
+            what = "skipped" if dataset.skipped else "predicted with those cells treated as missing"
+            warnings.warn(f"{len(dataset.bad_rows)} row(s) with an unusable cell {what}", stacklevel=3)
         return table.frame, dataset
 
     @torch.inference_mode()
@@ -82,7 +86,8 @@ class Predictor:
         for batch in loader:
             for t, out in self.model.predict(batch.inputs, batch.present).items():
                 preds[t].append(out)
-        return {t: torch.cat(p) for t, p in preds.items()}, dataset.targets
+        targets = {t: v[dataset.keep] for t, v in dataset.targets.items()}
+        return {t: torch.cat(p) for t, p in preds.items()}, targets
 
     # -- public API -----------------------------------------------------------
     def evaluate_dataset(self, dataset: TableDataset) -> dict[str, float]:

@@ -35,7 +35,7 @@ from plait.data.processors.base import is_empty
 from plait.data.processors.targets import check_no_missing
 from plait.data.schema import input_units, is_tabular_group, resolve_config
 from plait.data.table import read_table
-from plait.errors import ConfigError, PlaitError
+from plait.errors import ConfigError, DataError, PlaitError
 from plait.predictor import Predictor
 from plait.runfolder import staging, write_run
 from plait.system import MultimodalSystem
@@ -87,7 +87,7 @@ def fit(
             targets,
             training=name == "train",
             base_dir=table.base_dir,
-            on_bad_file=cfg.on_bad_file,
+            on_bad_row=cfg.on_bad_row,
         )
         for name, part in (("train", train_df), ("val", val_df), ("test", test_df))
         if len(part)
@@ -95,9 +95,12 @@ def fit(
     # Everything is validated by now, so the schema is not followed by an error.
     if verbose:
         show_schema(cfg, frame)
-    bad = sum(n for ds in datasets.values() for n in ds.bad_files.values())
+    bad = sum(len(ds.bad_rows) for ds in datasets.values())
     if bad and verbose:
-        console.print(f"[yellow]{bad} unreadable media file(s) treated as missing (on_bad_file: missing)")
+        what = "skipped" if cfg.on_bad_row == "skip" else "kept with the unusable cells treated as missing"
+        console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}")
+    if not all(len(ds) for ds in datasets.values()):
+        raise DataError("no rows left to train or validate on after skipping bad rows")
 
     with staging(out_dir, overwrite) as tmp:
         predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose)
@@ -143,7 +146,7 @@ def _fit_input(
         numeric = {m.name: m.preprocessing for m in members if m.type == "numeric"}
         category = {m.name: m.preprocessing for m in members if m.type == "category"}
         proc: InputProcessor = TabularProcessor(numeric, category)
-        return proc.fit(proc.select(train, key), key)
+        return proc.fit(proc.select(train, key), key, on_bad_row=cfg.on_bad_row)
     group = [c for c in cfg.inputs if c.group == members[0].group]
     options = {json.dumps(c.preprocessing, sort_keys=True): c.preprocessing for c in group}
     if len(options) > 1:
@@ -156,8 +159,8 @@ def _fit_input(
     values = pd.concat([train[c.name] for c in group])
     # Unreadable files are skipped when fitting statistics; transforming each column
     # afterwards reports them with their own column name (or counts them).
-    on_bad = cfg.on_bad_file if len(group) == 1 else "missing"
-    return proc.fit(values, key, on_bad_file=on_bad)
+    on_bad = cfg.on_bad_row if len(group) == 1 else "missing"
+    return proc.fit(values, key, on_bad_row=on_bad)
 
 
 def _train(

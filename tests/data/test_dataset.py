@@ -1,6 +1,5 @@
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from plait.data.collate import Batch
@@ -59,4 +58,20 @@ def test_prediction_dataset_without_targets(tmp_path: Path):
     frame = make_table(tmp_path, rows=20)
     bare = TableDataset.from_frame(frame, ds.processors, None, base_dir=tmp_path)
     assert bare[0].targets == {}
-    assert isinstance(pd.Series(bare.bad_files), pd.Series)
+    assert bare.bad_rows == [] and bare.skipped == 0
+
+
+def test_bad_cells_are_skipped_or_treated_as_missing(tmp_path: Path):
+    ds = dataset(tmp_path)
+    frame = make_table(tmp_path, rows=20).astype({"size": object})
+    frame.loc[3, "image"] = "images/nope.png"
+    frame.loc[4, "size"] = "1,200"
+    skipped = TableDataset.from_frame(frame, ds.processors, None, base_dir=tmp_path, on_bad_row="skip")
+    assert len(skipped) == 18 and skipped.bad_rows == [3, 4] and skipped.skipped == 2
+    rows = skipped.__getitems__(list(range(18))).rows.tolist()
+    assert 3 not in rows and 4 not in rows and rows[3] == 5
+    kept = TableDataset.from_frame(frame, ds.processors, None, base_dir=tmp_path, on_bad_row="missing")
+    batch = kept.__getitems__([3, 4])
+    assert len(kept) == 20 and kept.skipped == 0
+    assert batch.present["image"].tolist() == [False, True]
+    assert batch.inputs["size"][1].tolist() == [0.0, 1.0]  # the bad number is a missing number

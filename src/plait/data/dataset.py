@@ -21,6 +21,7 @@ class TableDataset(Dataset[Batch]):
 
     `__getitems__` returns a whole `Batch` for a list of row indices, so the
     DataLoader does one vectorised gather per batch instead of per-row dicts.
+    With `skip_bad_rows`, rows holding an unusable cell are left out (and counted).
     """
 
     def __init__(
@@ -29,12 +30,19 @@ class TableDataset(Dataset[Batch]):
         processors: Mapping[str, InputProcessor],
         targets: Mapping[str, Tensor] | None = None,
         training: bool = False,
+        skip_bad_rows: bool = False,
     ) -> None:
         self.columns = dict(columns)
         self.processors = dict(processors)
         self.targets = dict(targets or {})
         self.training = training
-        self._len = len(next(iter(self.columns.values())))
+        n_rows = len(next(iter(self.columns.values())))
+        self.bad_rows = sorted({r for c in self.columns.values() for r in c.bad_rows})
+        keep = torch.ones(n_rows, dtype=torch.bool)
+        if skip_bad_rows:
+            keep[self.bad_rows] = False
+        self.keep = keep.nonzero().squeeze(1)  # (n_kept,) positions in the table
+        self.skip = skip_bad_rows
 
     @classmethod
     def from_frame(
@@ -44,26 +52,26 @@ class TableDataset(Dataset[Batch]):
         target_processors: Mapping[str, TargetProcessor] | None = None,
         training: bool = False,
         base_dir: Path | None = None,
-        on_bad_file: str = "error",
+        on_bad_row: str = "error",
     ) -> TableDataset:
         columns: dict[str, Encoded] = {}
         for name, processor in processors.items():
             if base_dir is not None:
                 processor.base_dir = base_dir
-            columns[name] = processor.transform(processor.select(frame, name), name, on_bad_file=on_bad_file)
+            columns[name] = processor.transform(processor.select(frame, name), name, on_bad_row=on_bad_row)
         targets = {n: p.transform(frame[n], n) for n, p in (target_processors or {}).items()}
-        return cls(columns, processors, targets, training)
+        return cls(columns, processors, targets, training, skip_bad_rows=on_bad_row == "skip")
 
     def __len__(self) -> int:
-        return self._len
+        return len(self.keep)
 
     @property
-    def bad_files(self) -> dict[str, int]:
-        """Column → unreadable media files treated as missing."""
-        return {name: c.bad_files for name, c in self.columns.items() if c.bad_files}
+    def skipped(self) -> int:
+        """Rows left out for holding an unusable cell."""
+        return len(self.bad_rows) if self.skip else 0
 
     def __getitems__(self, indices: Sequence[int]) -> Batch:
-        rows = torch.as_tensor(indices, dtype=torch.long)
+        rows = self.keep[torch.as_tensor(indices, dtype=torch.long)]
         inputs, present = {}, {}
         for name, column in self.columns.items():
             values, present[name] = column.take(rows)

@@ -109,8 +109,8 @@ def test_bad_files_name_column_row_and_path(tmp_path: Path, clips: pd.Series, co
     values = pd.Series(["a.wav", "bad.wav"])
     with pytest.raises(DataError, match=rf"column 'voice', row 2: {match}.*bad.wav"):
         proc.transform(values, "voice")
-    enc = proc.transform(values, "voice", on_bad_file="missing")
-    assert enc.present.tolist() == [True, False] and enc.bad_files == 1
+    enc = proc.transform(values, "voice", on_bad_row="missing")
+    assert enc.present.tolist() == [True, False] and enc.bad_rows == [1]
 
 
 def test_state_round_trip(tmp_path: Path, clips: pd.Series):

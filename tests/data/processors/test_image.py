@@ -64,8 +64,8 @@ def test_bad_files_name_column_row_and_path(tmp_path: Path, problem: str):
         match = r"column 'image', row 5: not a readable image .*bad.png"
     with pytest.raises(DataError, match=match):
         proc.transform(paths, "image")
-    enc = proc.transform(paths, "image", on_bad_file="missing")
-    assert not enc.present[4] and enc.bad_files == 1
+    enc = proc.transform(paths, "image", on_bad_row="missing")
+    assert not enc.present[4] and enc.bad_rows == [4]
 
 
 def test_odd_modes_become_rgb(tmp_path: Path):

@@ -12,7 +12,7 @@ from plait.errors import ConfigError, DataError
 def test_numeric_standardises_and_flags_missing():
     values = pd.Series([1.0, 2.0, 3.0, None, np.inf])
     proc = NumericProcessor().fit(values)
-    assert proc.mean_ == pytest.approx(2.0)
+    assert proc.center_ == pytest.approx(2.0)
     enc = proc.transform(values)
     assert enc.values.shape == (5, 2)
     assert enc.values[:, 1].tolist() == [0, 0, 0, 1, 1]  # missing flag (inf counts as missing)
@@ -20,9 +20,14 @@ def test_numeric_standardises_and_flags_missing():
     assert enc.present.all()  # the flag carries the missingness
 
 
+def test_stray_strings_are_named():
+    with pytest.raises(DataError, match=r"column 'area', row 3: expected a number, got '1,200'"):
+        NumericProcessor().fit(pd.Series([1.0, 2.0, "1,200", "n/a"]), "area")
+
+
 def test_numeric_accepts_numeric_strings_and_names_bad_cells():
     proc = NumericProcessor().fit(pd.Series(["1", "2.5", ""]))
-    assert proc.mean_ == pytest.approx(1.75)
+    assert proc.center_ == pytest.approx(1.75)
     with pytest.raises(
         DataError, match=r"column 'age', row 2: expected a number, got 'abc' \(1 such cells\)"
     ):
@@ -30,9 +35,9 @@ def test_numeric_accepts_numeric_strings_and_names_bad_cells():
 
 
 def test_numeric_constant_column_and_log():
-    assert NumericProcessor().fit(pd.Series([5.0, 5.0])).std_ == 1.0
+    assert NumericProcessor().fit(pd.Series([5.0, 5.0])).scale_ == 1.0
     proc = NumericProcessor(log=True).fit(pd.Series([0.0, 9.0]))
-    assert proc.mean_ == pytest.approx(np.log1p(9) / 2)
+    assert proc.center_ == pytest.approx(np.log1p(9) / 2)
     with pytest.raises(DataError, match="non-negative"):
         NumericProcessor(log=True).fit(pd.Series([-1.0]), "x")
 
@@ -53,5 +58,27 @@ def test_state_round_trip_and_unknown_options():
     loaded = CategoryProcessor.from_state(json.loads(json.dumps(proc.state())))
     assert torch.equal(loaded.transform(pd.Series(["y"])).values, torch.tensor([2]))
     assert loaded.encoder_kwargs() == {"num_embeddings": 3}
-    with pytest.raises(ConfigError, match="unknown numeric preprocessing option.*valid: log"):
+    with pytest.raises(ConfigError, match="unknown numeric preprocessing option.*valid: scaling, log"):
         NumericProcessor.create({"scale": "robust"}, "x")
+    with pytest.raises(ConfigError, match="scaling must be standard, robust or quantile"):
+        NumericProcessor(scaling="minmax").fit(pd.Series([1.0]), "x")
+
+
+def test_robust_scaling_ignores_outliers():
+    values = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 1e6])
+    standard = NumericProcessor().fit(values).transform(values).values[:5, 0]
+    robust = NumericProcessor(scaling="robust").fit(values).transform(values).values[:5, 0]
+    assert standard.std() < 1e-3  # squashed together by the outlier
+    assert robust.tolist() == pytest.approx([-1.0, -0.6, -0.2, 0.2, 0.6])  # median 3.5, IQR 2.5
+
+
+def test_quantile_scaling_is_monotonic_and_bounded():
+    values = pd.Series(np.random.default_rng(0).exponential(size=500))
+    proc = NumericProcessor(scaling="quantile").fit(values)
+    scaled = proc.transform(pd.Series([-5.0, 0.1, 1.0, 3.0, 1e9])).values[:, 0]
+    assert scaled.tolist() == sorted(scaled.tolist())
+    assert scaled.abs().max() <= 3.1
+    middle = proc.transform(pd.Series([float(values.median())])).values[0, 0]
+    assert abs(middle) < 0.05
+    loaded = NumericProcessor.from_state(json.loads(json.dumps(proc.state())))
+    assert torch.equal(loaded.transform(values).values, proc.transform(values).values)

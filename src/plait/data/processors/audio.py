@@ -72,7 +72,7 @@ class AudioProcessor(InputProcessor):
         return max(self.hop, round(self.duration_ * self.sample_rate))
 
     # -- decoding -------------------------------------------------------------
-    def _load(self, value: Any, column: str, row: int, on_bad_file: str) -> np.ndarray | None:
+    def _load(self, value: Any, column: str, row: int, on_bad_row: str) -> np.ndarray | None:
         """One cell → mono float32 waveform at `sample_rate`; None when skipping."""
         path = Path(str(value).strip())
         path = path if path.is_absolute() else self.base_dir / path
@@ -92,14 +92,14 @@ class AudioProcessor(InputProcessor):
             except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as err:
                 detail = " ".join(str(err).split())[:120]
                 problem = f"not a readable audio file ({detail})"
-        if on_bad_file == "missing":
+        if on_bad_row != "error":
             return None
         raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
 
-    def fit(self, values: pd.Series, column: str = "audio", on_bad_file: str = "error") -> AudioProcessor:
+    def fit(self, values: pd.Series, column: str = "audio", on_bad_row: str = "error") -> AudioProcessor:
         cells = values[[not is_empty(v) for v in values.tolist()]].drop_duplicates()
         sample = cells.sample(min(_FIT_SAMPLE, len(cells)), random_state=0) if len(cells) else cells
-        waves = [w for i, v in sample.items() if (w := self._load(v, column, i, on_bad_file)) is not None]
+        waves = [w for i, v in sample.items() if (w := self._load(v, column, i, on_bad_row)) is not None]
         lengths = [len(w) / self.sample_rate for w in waves] or [1.0]
         if self.duration is not None:
             self.duration_ = float(self.duration)
@@ -137,25 +137,24 @@ class AudioProcessor(InputProcessor):
             out[start : start + len(chunk), 1:] = mel
         return out, out[:, 0]
 
-    def transform(self, values: pd.Series, column: str = "audio", on_bad_file: str = "error") -> Encoded:
+    def transform(self, values: pd.Series, column: str = "audio", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         slots: dict[str, int] = {}
         waves: list[np.ndarray] = []
         index = np.full(len(values), -1, dtype=np.int64)
-        bad_files = 0
+        bad_rows: list[int] = []
         for pos, (row, value) in enumerate(values.items()):
             if is_empty(value):
                 continue
             key = str(value).strip()
             if key not in slots:
-                wave = self._load(key, column, int(row), on_bad_file)
-                if wave is None:
-                    bad_files += 1
-                    slots[key] = -1
-                    continue
-                slots[key] = len(waves)
-                waves.append(wave)
+                wave = self._load(key, column, int(row), on_bad_row)
+                slots[key] = -1 if wave is None else len(waves)
+                if wave is not None:
+                    waves.append(wave)
             index[pos] = slots[key]
+            if slots[key] == -1:  # unreadable: stays on the placeholder, reported
+                bad_rows.append(pos)
         frames = self.num_samples // self.hop + 1
         stored = torch.zeros(1 + len(waves), 1 + self.n_mels, frames)  # slot 0: placeholder
         if waves:
@@ -163,7 +162,7 @@ class AudioProcessor(InputProcessor):
             mel[:, 1:] = (mel[:, 1:] - self.mean_) / self.std_ * mask.unsqueeze(1)
             stored[1:] = mel
         index_t = torch.from_numpy(index + 1)
-        return Encoded(stored, index_t > 0, index_t, bad_files)
+        return Encoded(stored, index_t > 0, index_t, bad_rows)
 
     def to_model(self, values: Tensor, training: bool) -> Tensor:
         """(B, 1 + n_mels, T); SpecAugment masks (set to 0, the mean) when training."""

@@ -8,7 +8,7 @@ numbers, strings), so loading a run folder never executes code from it.
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -30,7 +30,9 @@ class Encoded:
     values: Tensor
     present: Tensor  # (N,) bool: False where the cell was empty (missing modality)
     index: Tensor | None = None  # (N,) long into `values`
-    bad_files: int = 0  # unreadable media cells treated as missing (on_bad_file="missing")
+    # Positions (0-based, in this table) of unusable cells that were treated as missing
+    # because on_bad_row was "missing" or "skip".
+    bad_rows: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.present)
@@ -102,7 +104,7 @@ class InputProcessor(Processor):
     def source_columns(self, key: str) -> list[str]:
         return [key]
 
-    def transform(self, values: pd.Series, column: str, on_bad_file: str = "error") -> Encoded:
+    def transform(self, values: pd.Series, column: str, on_bad_row: str = "error") -> Encoded:
         raise NotImplementedError
 
     def to_model(self, values: Tensor, training: bool) -> Tensor:

@@ -50,13 +50,13 @@ class ImageProcessor(InputProcessor):
     def channels(self) -> int:
         return 1 if self.grayscale else 3
 
-    def fit(self, values: pd.Series, column: str = "image", on_bad_file: str = "error") -> ImageProcessor:
+    def fit(self, values: pd.Series, column: str = "image", on_bad_row: str = "error") -> ImageProcessor:
         if not isinstance(self.size, int) or self.size < 8:
             raise DataError(f"column {column!r}: image size must be an integer ≥ 8, got {self.size!r}")
         paths = values[[not is_empty(v) for v in values.tolist()]]
         sample = paths.drop_duplicates()
         sample = sample.sample(min(_FIT_SAMPLE, len(sample)), random_state=0) if len(sample) else sample
-        pixels = [p for i, v in sample.items() if (p := self._load(v, column, i, on_bad_file)) is not None]
+        pixels = [p for i, v in sample.items() if (p := self._load(v, column, i, on_bad_row)) is not None]
         if pixels:
             stack = torch.from_numpy(np.stack(pixels)).float().div_(255)  # (S, C, H, W)
             self.mean_ = stack.mean(dim=(0, 2, 3)).tolist()
@@ -65,7 +65,7 @@ class ImageProcessor(InputProcessor):
             self.mean_, self.std_ = [0.5] * self.channels, [0.25] * self.channels
         return self
 
-    def _load(self, value: Any, column: str, row: int, on_bad_file: str) -> np.ndarray | None:
+    def _load(self, value: Any, column: str, row: int, on_bad_row: str) -> np.ndarray | None:
         """Decode one cell to uint8 (C, size, size); None when unreadable and skipping."""
         path = Path(str(value).strip())
         path = path if path.is_absolute() else self.base_dir / path
@@ -91,32 +91,31 @@ class ImageProcessor(InputProcessor):
             problem = f"not a readable image ({type(err).__name__})"
         else:
             return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-        if on_bad_file == "missing":
+        if on_bad_row != "error":
             return None
         raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
 
-    def transform(self, values: pd.Series, column: str, on_bad_file: str = "error") -> Encoded:
+    def transform(self, values: pd.Series, column: str, on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         # Slot 0 is the all-zero placeholder for missing cells.
         slots: dict[str, int] = {}
         arrays = [np.zeros((self.channels, self.size, self.size), dtype=np.uint8)]
         index = np.zeros(len(values), dtype=np.int64)
-        bad_files = 0
+        bad_rows: list[int] = []
         for pos, (row, value) in enumerate(values.items()):
             if is_empty(value):
                 continue
             key = str(value).strip()
             if key not in slots:
-                array = self._load(key, column, int(row), on_bad_file)
-                if array is None:
-                    bad_files += 1
-                    slots[key] = 0
-                    continue
-                slots[key] = len(arrays)
-                arrays.append(array)
+                array = self._load(key, column, int(row), on_bad_row)
+                slots[key] = 0 if array is None else len(arrays)
+                if array is not None:
+                    arrays.append(array)
             index[pos] = slots[key]
+            if slots[key] == 0:  # unreadable: stays on the placeholder, reported
+                bad_rows.append(pos)
         index_t = torch.from_numpy(index)
-        return Encoded(torch.from_numpy(np.stack(arrays)), index_t > 0, index_t, bad_files)
+        return Encoded(torch.from_numpy(np.stack(arrays)), index_t > 0, index_t, bad_rows)
 
     def to_model(self, values: Tensor, training: bool) -> Tensor:
         """uint8 (B, C, H, W) → float (B, C, H, W), augmented when training."""

@@ -3,66 +3,97 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
 from plait.data.processors.base import Encoded, InputProcessor, is_empty
-from plait.errors import DataError
+from plait.errors import ConfigError, DataError
 
 
-def to_float(values: pd.Series, column: str) -> np.ndarray:
-    """Numbers (or numeric strings) → float64; empty cells and ±inf → NaN; text → error."""
+def to_float(values: pd.Series, column: str, on_bad_row: str = "error") -> tuple[np.ndarray, list[int]]:
+    """Numbers (or numeric strings) → float64 with NaN for empty cells and ±inf, plus the
+    positions of cells holding text. Text is an error unless on_bad_row says otherwise,
+    when it becomes NaN (missing) and its position is reported."""
     numbers = pd.to_numeric(values, errors="coerce")
     bad = numbers.isna() & ~pd.Series([is_empty(v) for v in values.tolist()], index=values.index)
-    if bad.any():
+    if bad.any() and on_bad_row == "error":
         first = bad[bad].index.min()  # index label = the row's position in the table
         raise DataError(
             f"column {column!r}, row {int(first) + 1}: expected a number, got {values[first]!r} "
-            f"({int(bad.sum())} such cells); give the column another type with --type {column}=category"
+            f"({int(bad.sum())} such cells); fix them, pass --on-bad-row skip, or give the column "
+            f"another type with --type {column}=category"
         )
     array = numbers.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     array[~np.isfinite(array)] = np.nan
-    return array
+    return array, np.flatnonzero(bad.to_numpy()).tolist()
 
 
 class NumericProcessor(InputProcessor):
-    """Numbers → (N, 2) float: [standardised value (0 when missing), missing flag].
+    """Numbers → (N, 2) float: [scaled value (0 when missing), missing flag].
 
+    scaling: "standard" (mean, std), "robust" (median, interquartile range: outliers
+    do not squash the rest) or "quantile" (training quantiles mapped onto a standard
+    normal, clipped at ±3.1: any distribution becomes well-behaved).
     The row stays present when the number is missing: the flag tells the encoder,
     as in the usual mean-imputation-plus-indicator treatment.
     """
 
     kind = "numeric"
 
-    def __init__(self, log: bool = False) -> None:
+    def __init__(
+        self, scaling: Literal["standard", "robust", "quantile"] = "standard", log: bool = False
+    ) -> None:
+        self.scaling = scaling
         self.log = log
 
-    def _prepare(self, values: pd.Series, column: str) -> np.ndarray:
-        array = to_float(values, column)
+    def _prepare(self, values: pd.Series, column: str, on_bad_row: str) -> tuple[np.ndarray, list[int]]:
+        array, bad = to_float(values, column, on_bad_row)
         if self.log:
             if np.nanmin(array, initial=0.0) < 0:
                 raise DataError(f"column {column!r}: log scaling needs non-negative numbers")
             array = np.log1p(array)
-        return array
+        return array, bad
 
-    def fit(self, values: pd.Series, column: str = "numeric", on_bad_file: str = "error") -> NumericProcessor:
-        array = self._prepare(values, column)
-        finite = array[~np.isnan(array)]
-        self.mean_ = float(finite.mean()) if len(finite) else 0.0
-        std = float(finite.std()) if len(finite) else 1.0
-        self.std_ = std if std > 1e-12 else 1.0
+    def fit(self, values: pd.Series, column: str = "numeric", on_bad_row: str = "error") -> NumericProcessor:
+        if self.scaling not in ("standard", "robust", "quantile"):
+            raise ConfigError(
+                f"column {column!r}: scaling must be standard, robust or quantile, got {self.scaling!r}"
+            )
+        finite, _ = self._prepare(values, column, on_bad_row)
+        finite = finite[~np.isnan(finite)]
+        if len(finite) == 0:
+            finite = np.zeros(1)
+        if self.scaling == "standard":
+            center, scale = float(finite.mean()), float(finite.std())
+        else:
+            q25, center, q75 = (float(q) for q in np.percentile(finite, [25, 50, 75]))
+            scale = q75 - q25
+        self.center_ = center
+        self.scale_ = scale if scale > 1e-12 else 1.0
+        if self.scaling == "quantile":
+            self.quantiles_ = np.percentile(finite, np.linspace(0, 100, 101)).tolist()
         return self
 
-    def transform(self, values: pd.Series, column: str = "numeric", on_bad_file: str = "error") -> Encoded:
+    def _scale(self, array: np.ndarray) -> np.ndarray:
+        if self.scaling != "quantile":
+            return (array - self.center_) / self.scale_
+        # Position among the training quantiles → standard-normal score.
+        quantiles = np.asarray(self.quantiles_)
+        unique, first = np.unique(quantiles, return_index=True)
+        u = np.interp(array, unique, np.linspace(0, 1, len(quantiles))[first])
+        u = np.clip(u, 0.001, 0.999)
+        return torch.special.ndtri(torch.from_numpy(u)).numpy()
+
+    def transform(self, values: pd.Series, column: str = "numeric", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
-        array = self._prepare(values, column)
+        array, bad = self._prepare(values, column, on_bad_row)
         missing = np.isnan(array)
-        scaled = np.where(missing, 0.0, (array - self.mean_) / self.std_)
+        scaled = np.where(missing, 0.0, self._scale(np.where(missing, 0.0, array)))
         features = np.stack([scaled, missing.astype(np.float64)], axis=1).astype(np.float32)
-        return Encoded(torch.from_numpy(features), torch.ones(len(array), dtype=torch.bool))
+        return Encoded(torch.from_numpy(features), torch.ones(len(array), dtype=torch.bool), bad_rows=bad)
 
     def encoder_kwargs(self) -> dict[str, Any]:
         return {"in_features": 2}
@@ -91,7 +122,7 @@ class CategoryProcessor(InputProcessor):
         self.max_categories = max_categories
 
     def fit(
-        self, values: pd.Series, column: str = "category", on_bad_file: str = "error"
+        self, values: pd.Series, column: str = "category", on_bad_row: str = "error"
     ) -> CategoryProcessor:
         counts = Counter(k for k in category_keys(values) if k is not None)
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -99,7 +130,7 @@ class CategoryProcessor(InputProcessor):
         self.vocab_ = kept  # id = position + 1
         return self
 
-    def transform(self, values: pd.Series, column: str = "category", on_bad_file: str = "error") -> Encoded:
+    def transform(self, values: pd.Series, column: str = "category", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         lookup = {k: i + 1 for i, k in enumerate(self.vocab_)}
         keys = category_keys(values)
@@ -142,21 +173,23 @@ class TabularProcessor(InputProcessor):
         return bool(self._members)
 
     def fit(
-        self, values: pd.DataFrame, column: str = "tabular", on_bad_file: str = "error"
+        self, values: pd.DataFrame, column: str = "tabular", on_bad_row: str = "error"
     ) -> TabularProcessor:
         members: dict[str, InputProcessor] = {}
         for name, options in self.numeric.items():
-            members[name] = NumericProcessor.create(options, name).fit(values[name], name)
+            members[name] = NumericProcessor.create(options, name).fit(values[name], name, on_bad_row)
         for name, options in self.category.items():
             members[name] = CategoryProcessor.create(options, name).fit(values[name], name)
         self._members = members
         return self
 
-    def transform(self, values: pd.DataFrame, column: str = "tabular", on_bad_file: str = "error") -> Encoded:
+    def transform(self, values: pd.DataFrame, column: str = "tabular", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
-        parts = [self._members[n].transform(values[n], n).values for n in self.numeric]  # (N, 2) each
+        numeric = [self._members[n].transform(values[n], n, on_bad_row) for n in self.numeric]
+        parts = [e.values for e in numeric]  # (N, 2) each
         parts += [self._members[n].transform(values[n], n).values.float().unsqueeze(1) for n in self.category]
-        return Encoded(torch.cat(parts, dim=1), torch.ones(len(values), dtype=torch.bool))
+        bad = sorted({row for e in numeric for row in e.bad_rows})
+        return Encoded(torch.cat(parts, dim=1), torch.ones(len(values), dtype=torch.bool), bad_rows=bad)
 
     def encoder_kwargs(self) -> dict[str, Any]:
         sizes = [self._members[n].encoder_kwargs()["num_embeddings"] for n in self.category]

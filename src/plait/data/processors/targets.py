@@ -95,7 +95,7 @@ class NumericTarget(TargetProcessor):
 
     def fit(self, values: pd.Series, column: str = "label") -> NumericTarget:
         check_no_missing(values, column)
-        array = to_float(values, column)
+        array, _ = to_float(values, column)
         if np.isnan(array).any():
             raise DataError(f"label column {column!r} holds infinite values")
         self.mean_ = float(array.mean())
@@ -105,7 +105,7 @@ class NumericTarget(TargetProcessor):
     def transform(self, values: pd.Series, column: str = "label") -> Tensor:
         self.check_fitted()
         check_no_missing(values, column)
-        return torch.from_numpy(to_float(values, column).astype(np.float32))
+        return torch.from_numpy(to_float(values, column)[0].astype(np.float32))
 
     def head_kwargs(self) -> dict[str, Any]:
         return {"target_mean": self.mean_, "target_std": self.std_}

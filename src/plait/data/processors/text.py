@@ -69,7 +69,7 @@ class TextProcessor(InputProcessor):
             self._tokenizer = self._empty_tokenizer({w: i for i, w in enumerate(self.vocab_)})
         return self._tokenizer
 
-    def fit(self, values: pd.Series, column: str = "text", on_bad_file: str = "error") -> TextProcessor:
+    def fit(self, values: pd.Series, column: str = "text", on_bad_row: str = "error") -> TextProcessor:
         texts = [str(v) for v in values.tolist() if not is_empty(v)]
         self._stop_set()  # validate the option before the (slower) training
         tokenizer = self._empty_tokenizer()
@@ -93,7 +93,7 @@ class TextProcessor(InputProcessor):
             return [e.ids for e in encodings]
         return [[i for i in e.ids if i not in stop_ids] for e in encodings]
 
-    def transform(self, values: pd.Series, column: str = "text", on_bad_file: str = "error") -> Encoded:
+    def transform(self, values: pd.Series, column: str = "text", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         present = [not is_empty(v) for v in values.tolist()]
         texts = [str(v) if p else "" for v, p in zip(values.tolist(), present, strict=False)]
