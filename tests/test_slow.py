@@ -57,3 +57,67 @@ def test_clothing_reviews_text_category_numeric(tmp_path: Path):
     # The Rating column alone predicts the label well; a working model beats the
     # majority-class rate (~0.82) clearly.
     assert metrics["roc_auc"] > 0.9
+
+
+def needs(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+def train_cli(table: Path, label: str, config: dict, out: Path) -> dict:
+    import yaml
+
+    config_path = out.parent / f"{out.name}.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "plait.cli",
+            "train",
+            str(table),
+            "--label",
+            label,
+            "--config",
+            str(config_path),
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_audio_visual_digits_one_epoch(tmp_path: Path):
+    pytest.importorskip("sklearn")
+    fsdd = needs("fsdd", "recordings.csv").parent
+    from bench.av_digits import CONFIGS, make_table
+
+    table = make_table(tmp_path, fsdd)
+    config = {"inputs": CONFIGS["fused"], "outputs": [{"name": "digit", "type": "category"}]}
+    metrics = train_cli(table, "digit", config, tmp_path / "av")
+    assert metrics["rows"]["test"] == 300  # FSDD takes 0-4 of every speaker and digit
+    assert metrics["test"]["accuracy"] > 0.3  # ten classes; one epoch is well above chance
+
+
+def test_houses_four_photos_and_table_one_epoch(tmp_path: Path):
+    houses = needs("houses", "houses.csv").parent
+    from bench.houses import CONFIGS, make_table
+
+    table = make_table(tmp_path, houses)
+    metrics = train_cli(table, "log_price", {"inputs": CONFIGS["fused"]}, tmp_path / "houses")
+    assert set(metrics["validation"]) == {"rmse", "mae", "r2"}
+    import yaml
+
+    config = yaml.safe_load((tmp_path / "houses" / "config.yaml").read_text())
+    groups = {i["name"]: i["group"] for i in config["inputs"]}
+    assert {groups[c] for c in ("bathroom_image", "bedroom_image", "frontal_image", "kitchen_image")} == {
+        "image"
+    }
