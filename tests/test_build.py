@@ -138,3 +138,23 @@ def test_group_conflicts_are_reported(tmp_path: Path):
     }
     with pytest.raises(ConfigError, match="group 'tabular' name different encoders"):
         resolve_config(frame, parse_config(two), ["colour"])
+
+
+def test_group_preprocessing_is_merged_or_refused(tmp_path: Path):
+    frame = make_table(tmp_path, rows=20)
+    frame["note"] = "a note"
+    merged = {
+        "inputs": [{"name": "caption", "preprocessing": {"max_length": 3}}, {"name": "note", "type": "text"}]
+    }
+    cfg = resolve_config(frame, parse_config(merged), ["colour"])
+    procs, _ = fit_processors(cfg, frame, tmp_path)
+    assert procs["note"].max_length == 3 and procs["note"] is procs["caption"]
+    clash = {
+        "inputs": [
+            {"name": "caption", "preprocessing": {"max_length": 3}},
+            {"name": "note", "type": "text", "preprocessing": {"max_length": 5}},
+        ]
+    }
+    cfg = resolve_config(frame, parse_config(clash), ["colour"])
+    with pytest.raises(ConfigError, match="group 'text' share an encoder but set max_length to 3 and 5"):
+        fit_processors(cfg, frame, tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -148,13 +147,15 @@ def _fit_input(
         proc: InputProcessor = TabularProcessor(numeric, category)
         return proc.fit(proc.select(train, key), key, on_bad_row=cfg.on_bad_row)
     group = [c for c in cfg.inputs if c.group == members[0].group]
-    options = {json.dumps(c.preprocessing, sort_keys=True): c.preprocessing for c in group}
-    if len(options) > 1:
-        raise ConfigError(
-            f"the columns of group {members[0].group!r} share an encoder but set different "
-            "preprocessing; give them the same, or separate groups"
-        )
-    proc = INPUT_PROCESSORS[members[0].type].create(group[0].preprocessing, key)  # type: ignore[index]
+    options: dict[str, Any] = {}  # the group's preprocessing: the union of its columns' settings
+    for col in group:
+        for name, value in col.preprocessing.items():
+            if options.setdefault(name, value) != value:
+                raise ConfigError(
+                    f"the columns of group {col.group!r} share an encoder but set {name} to "
+                    f"{options[name]!r} and {value!r}; give them the same, or separate groups"
+                )
+    proc = INPUT_PROCESSORS[members[0].type].create(options, key)  # type: ignore[index]
     proc.base_dir = base_dir
     values = pd.concat([train[c.name] for c in group])
     # Unreadable files are skipped when fitting statistics; transforming each column
