@@ -47,6 +47,14 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+# Options shared by `train` and `cv`.
+Data = Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL table.")]
+Label = Annotated[list[str], typer.Option("--label", "-l", help="Target column (repeatable).")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")]
+Epochs = Annotated[int | None, typer.Option(help="Training epochs.")]
+Seed = Annotated[int | None, typer.Option(help="Random seed.")]
+Types = Annotated[list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
 OnBadRow = Annotated[
     str | None,
     typer.Option(
@@ -57,12 +65,15 @@ OnBadRow = Annotated[
 ]
 
 
-def with_on_bad_row(cfg: Any, choice: str | None) -> Any:
-    if choice is None:
-        return cfg
-    if choice not in ("error", "missing", "skip"):
-        raise PlaitError(f"--on-bad-row must be error, missing or skip, got {choice!r}")
-    cfg.on_bad_row = choice
+def user_config(path: Path | None, on_bad_row: str | None) -> Any:
+    """The --config file (or defaults), with --on-bad-row applied."""
+    from plait.config import PlaitConfig, load_config
+
+    cfg = load_config(path) if path else PlaitConfig()
+    if on_bad_row is not None:
+        if on_bad_row not in ("error", "missing", "skip"):
+            raise PlaitError(f"--on-bad-row must be error, missing or skip, got {on_bad_row!r}")
+        cfg.on_bad_row = on_bad_row
     return cfg
 
 
@@ -106,28 +117,24 @@ def demo(
 @app.command()
 @user_errors
 def train(
-    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL table.")],
-    label: Annotated[list[str], typer.Option("--label", "-l", help="Target column (repeatable).")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
+    data: Data,
+    label: Label,
+    config: ConfigFile = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    types: Annotated[
-        list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")
-    ] = None,
+    epochs: Epochs = None,
+    seed: Seed = None,
+    types: Types = None,
     on_bad_row: OnBadRow = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Train a model on your own table."""
-    from plait.config import PlaitConfig, load_config
     from plait.data.schema import parse_type_overrides
     from plait.train import fit
 
-    cfg = with_on_bad_row(load_config(config) if config else PlaitConfig(), on_bad_row)
     predictor = fit(
         data,
         label=label,
-        config=cfg,
+        config=user_config(config, on_bad_row),
         out=out_dir,
         epochs=epochs,
         seed=seed,
@@ -144,31 +151,27 @@ def train(
 @app.command()
 @user_errors
 def cv(
-    data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL table.")],
-    label: Annotated[list[str], typer.Option("--label", "-l", help="Target column (repeatable).")],
+    data: Data,
+    label: Label,
     folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")] = None,
+    config: ConfigFile = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the fold runs.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (folds and training).")] = None,
-    types: Annotated[
-        list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")
-    ] = None,
+    epochs: Epochs = None,
+    seed: Seed = None,
+    types: Types = None,
     on_bad_row: OnBadRow = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace --out if it exists.")] = False,
+    overwrite: Overwrite = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
 ) -> None:
     """K-fold cross-validation: mean ± std of each test metric over the folds."""
-    from plait.config import PlaitConfig, load_config
     from plait.data.schema import parse_type_overrides
     from plait.evaluation.cv import cross_validate
 
-    cfg = with_on_bad_row(load_config(config) if config else PlaitConfig(), on_bad_row)
     summary = cross_validate(
         data,
         label=label,
         folds=folds,
-        config=cfg,
+        config=user_config(config, on_bad_row),
         out=out_dir,
         epochs=epochs,
         seed=seed,

@@ -14,7 +14,7 @@ import soxr
 import torch
 from torch import Tensor
 
-from plait.data.processors.base import Encoded, InputProcessor, is_empty
+from plait.data.processors.base import Encoded, InputProcessor, is_empty, load_distinct
 from plait.errors import DataError
 
 _FIT_SAMPLE = 256  # clips read to fit the duration and the log-mel statistics
@@ -139,30 +139,14 @@ class AudioProcessor(InputProcessor):
 
     def transform(self, values: pd.Series, column: str = "audio", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
-        slots: dict[str, int] = {}
-        waves: list[np.ndarray] = []
-        index = np.full(len(values), -1, dtype=np.int64)
-        bad_rows: list[int] = []
-        for pos, (row, value) in enumerate(values.items()):
-            if is_empty(value):
-                continue
-            key = str(value).strip()
-            if key not in slots:
-                wave = self._load(key, column, int(row), on_bad_row)
-                slots[key] = -1 if wave is None else len(waves)
-                if wave is not None:
-                    waves.append(wave)
-            index[pos] = slots[key]
-            if slots[key] == -1:  # unreadable: stays on the placeholder, reported
-                bad_rows.append(pos)
+        waves, index, bad_rows = load_distinct(values, lambda v, row: self._load(v, column, row, on_bad_row))
         frames = self.num_samples // self.hop + 1
         stored = torch.zeros(1 + len(waves), 1 + self.n_mels, frames)  # slot 0: placeholder
         if waves:
             mel, mask = self._log_mel(waves)
             mel[:, 1:] = (mel[:, 1:] - self.mean_) / self.std_ * mask.unsqueeze(1)
             stored[1:] = mel
-        index_t = torch.from_numpy(index + 1)
-        return Encoded(stored, index_t > 0, index_t, bad_rows)
+        return Encoded(stored, index > 0, index, bad_rows)
 
     def to_model(self, values: Tensor, training: bool) -> Tensor:
         """(B, 1 + n_mels, T); SpecAugment masks (set to 0, the mean) when training."""

@@ -8,15 +8,19 @@ numbers, strings), so loading a run folder never executes code from it.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
 
 from plait.errors import ConfigError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -128,3 +132,31 @@ def is_empty(value: Any) -> bool:
 
 def present_mask(values: pd.Series) -> Tensor:
     return torch.tensor([not is_empty(v) for v in values.tolist()], dtype=torch.bool)
+
+
+def load_distinct(
+    values: pd.Series, load: Callable[[str, int], T | None]
+) -> tuple[list[T], Tensor, list[int]]:
+    """Decode each distinct media file once (`load(path, row) -> item | None`).
+
+    Returns the decoded items, an (N,) int64 index into `[placeholder, *items]` (0 for an
+    empty or unreadable cell) and the positions of the unreadable cells. Rows naming
+    the same file share one item.
+    """
+    slots: dict[str, int] = {}
+    items: list[T] = []
+    index = np.zeros(len(values), dtype=np.int64)
+    bad_rows: list[int] = []
+    for pos, (row, value) in enumerate(values.items()):
+        if is_empty(value):
+            continue
+        key = str(value).strip()
+        if key not in slots:
+            item = load(key, int(row))
+            slots[key] = 0 if item is None else len(items) + 1
+            if item is not None:
+                items.append(item)
+        index[pos] = slots[key]
+        if slots[key] == 0:
+            bad_rows.append(pos)
+    return items, torch.from_numpy(index), bad_rows

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms import v2
 
-from plait.data.processors.base import Encoded, InputProcessor, is_empty
+from plait.data.processors.base import Encoded, InputProcessor, is_empty, load_distinct
 from plait.errors import DataError
 
 _FIT_SAMPLE = 512  # images used to estimate the per-channel mean and std
@@ -97,25 +97,9 @@ class ImageProcessor(InputProcessor):
 
     def transform(self, values: pd.Series, column: str, on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
-        # Slot 0 is the all-zero placeholder for missing cells.
-        slots: dict[str, int] = {}
-        arrays = [np.zeros((self.channels, self.size, self.size), dtype=np.uint8)]
-        index = np.zeros(len(values), dtype=np.int64)
-        bad_rows: list[int] = []
-        for pos, (row, value) in enumerate(values.items()):
-            if is_empty(value):
-                continue
-            key = str(value).strip()
-            if key not in slots:
-                array = self._load(key, column, int(row), on_bad_row)
-                slots[key] = 0 if array is None else len(arrays)
-                if array is not None:
-                    arrays.append(array)
-            index[pos] = slots[key]
-            if slots[key] == 0:  # unreadable: stays on the placeholder, reported
-                bad_rows.append(pos)
-        index_t = torch.from_numpy(index)
-        return Encoded(torch.from_numpy(np.stack(arrays)), index_t > 0, index_t, bad_rows)
+        arrays, index, bad_rows = load_distinct(values, lambda v, row: self._load(v, column, row, on_bad_row))
+        placeholder = np.zeros((self.channels, self.size, self.size), dtype=np.uint8)  # slot 0
+        return Encoded(torch.from_numpy(np.stack([placeholder, *arrays])), index > 0, index, bad_rows)
 
     def to_model(self, values: Tensor, training: bool) -> Tensor:
         """uint8 (B, C, H, W) → float (B, C, H, W), augmented when training."""
