@@ -93,6 +93,11 @@ class TrainerConfig(_Strict):
     precision: str = "32-true"
     num_workers: int = Field(0, ge=0)
     gradient_clip: float | None = 1.0
+    # Training only: hide an input (through its presence mask, as if missing) with this
+    # probability per row, so the model cannot lean on one modality alone. One rate for
+    # every input, or a rate per input ({column or tabular group: rate}). A row always
+    # keeps at least one input.
+    modality_dropout: float | dict[str, float] = 0.0
     progress: bool = True
 
 

@@ -40,7 +40,25 @@ class MultimodalSystem(L.LightningModule):
         loss = sum(self.loss_weights[t] * heads[t].loss(raw[t], batch.targets[t]) for t in raw)
         return loss, raw  # type: ignore[return-value]
 
+    def _drop_modalities(self, present: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Randomly mark inputs missing (training only); every row keeps at least one."""
+        rates = self.cfg.modality_dropout
+        if not rates:
+            return present
+        dropped = {}
+        for key, mask in present.items():
+            rate = rates.get(key, 0.0) if isinstance(rates, dict) else rates
+            dropped[key] = mask & (torch.rand(mask.shape, device=mask.device) >= rate) if rate else mask
+        keys = list(present)
+        none_left = ~torch.stack([dropped[k] for k in keys]).any(0)  # (B,) rows that lost everything
+        # Such a row gets back one of its inputs, chosen at random among those it has.
+        scores = torch.rand(len(keys), len(none_left), device=none_left.device)
+        scores = scores.masked_fill(~torch.stack([present[k] for k in keys]), -1.0)
+        chosen = scores.argmax(0)  # (B,)
+        return {k: dropped[k] | (none_left & (chosen == i) & present[k]) for i, k in enumerate(keys)}
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        batch = Batch(batch.inputs, self._drop_modalities(batch.present), batch.targets, batch.rows)
         loss, _ = self._loss(batch)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
         return loss

@@ -173,6 +173,13 @@ def _train(
     verbose: bool,
 ) -> tuple[Predictor, dict[str, Any]]:
     tc = cfg.trainer
+    if isinstance(tc.modality_dropout, dict):
+        unknown = sorted(set(tc.modality_dropout) - set(processors))
+        if unknown:
+            raise ConfigError(
+                f"trainer.modality_dropout names unknown input(s) {', '.join(unknown)}; "
+                f"inputs: {', '.join(processors)}"
+            )
     L.seed_everything(cfg.seed, verbose=False)
     model = build_model(cfg, processors, targets)
     system = MultimodalSystem(
