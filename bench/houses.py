@@ -32,7 +32,14 @@ TABULAR = [
 PHOTOS = [
     {"name": n, "type": "image", "preprocessing": {"size": 64, "horizontal_flip": True}} for n in IMAGES
 ]
-CONFIGS = {"tabular only": TABULAR, "images only": PHOTOS, "fused": TABULAR + PHOTOS}
+CONFIGS = {
+    "tabular only": TABULAR,
+    "images only": PHOTOS,
+    "fused": TABULAR + PHOTOS,
+    "fused, photo dropout": TABULAR + PHOTOS,
+}
+# Extra trainer settings: hide each photo with probability 0.5 while training.
+TRAINER_EXTRA = {"fused, photo dropout": {"modality_dropout": {n: 0.5 for n in IMAGES}}}
 
 
 def make_table(folder: Path, houses: Path = SHARED_DATA / "houses") -> Path:
@@ -72,8 +79,8 @@ def main() -> None:
     gbt = gbt_baseline(table, args.folds, args.seed)
     print(f"gradient-boosted trees (table): R² {gbt['mean']:.3f} ± {gbt['std']:.3f}")
     for name, inputs in CONFIGS.items():
-        config = folder / f"{name.replace(' ', '_')}.yaml"
-        trainer = {"epochs": args.epochs, "patience": 8, "batch_size": 32}
+        config = folder / f"{name.replace(' ', '_').replace(',', '')}.yaml"
+        trainer = {"epochs": args.epochs, "patience": 8, "batch_size": 32, **TRAINER_EXTRA.get(name, {})}
         config.write_text(yaml.safe_dump({"inputs": inputs, "trainer": trainer}))
         cli = (
             "cv",
