@@ -78,11 +78,14 @@ def test_type_overrides_and_skip_bad_files(table_dir: Path, config_file: Path, t
         "missing",
         "--type",
         "size=category",
+        "--fusion",
+        "gated",
     )
     assert result.returncode == 0, result.stderr
     assert "1 row(s) with an unreadable file or a bad number kept" in result.stderr
     config = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
     assert {i["name"]: i["type"] for i in config["inputs"]}["size"] == "category"
+    assert config["fusion"]["name"] == "gated"
 
 
 def bad_input_cases(table_dir: Path, tmp_path: Path) -> dict[str, tuple[list, str]]:

@@ -175,3 +175,14 @@ def test_failure_during_training_leaves_no_folder(table_csv: Path, tmp_path: Pat
     with pytest.raises(RuntimeError, match="boom"):
         plait.fit(table_csv, label="colour", config=tiny_config(), out=tmp_path / "run", verbose=False)
     assert list(tmp_path.iterdir()) == [table_csv.parent]
+
+
+@pytest.mark.parametrize("fusion", plait.list_fusions())
+def test_every_fusion_trains_end_to_end(table_csv: Path, tmp_path: Path, fusion: str):
+    predictor = plait.fit(
+        table_csv, label="colour", config=tiny_config(fusion=fusion), out=tmp_path / fusion, verbose=False
+    )
+    assert predictor.config.fusion.name == fusion
+    reloaded = plait.load(tmp_path / fusion)
+    pd.testing.assert_frame_equal(predictor.predict(table_csv), reloaded.predict(table_csv))
+    assert reloaded.evaluate(table_csv)["accuracy"] > 0.4  # chance is 1/3

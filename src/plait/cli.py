@@ -55,6 +55,9 @@ Epochs = Annotated[int | None, typer.Option(help="Training epochs.")]
 Seed = Annotated[int | None, typer.Option(help="Random seed.")]
 Types = Annotated[list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
+FusionName = Annotated[
+    str | None, typer.Option("--fusion", "-f", help="Fusion method (see plait.list_fusions()).")
+]
 OnBadRow = Annotated[
     str | None,
     typer.Option(
@@ -65,11 +68,13 @@ OnBadRow = Annotated[
 ]
 
 
-def user_config(path: Path | None, on_bad_row: str | None) -> Any:
-    """The --config file (or defaults), with --on-bad-row applied."""
-    from plait.config import PlaitConfig, load_config
+def user_config(path: Path | None, on_bad_row: str | None, fusion: str | None = None) -> Any:
+    """The --config file (or defaults), with --on-bad-row and --fusion applied."""
+    from plait.config import ComponentSpec, PlaitConfig, load_config
 
     cfg = load_config(path) if path else PlaitConfig()
+    if fusion is not None:
+        cfg.fusion = ComponentSpec(name=fusion)
     if on_bad_row is not None:
         if on_bad_row not in ("error", "missing", "skip"):
             raise PlaitError(f"--on-bad-row must be error, missing or skip, got {on_bad_row!r}")
@@ -124,6 +129,7 @@ def train(
     epochs: Epochs = None,
     seed: Seed = None,
     types: Types = None,
+    fusion: FusionName = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -134,7 +140,7 @@ def train(
     predictor = fit(
         data,
         label=label,
-        config=user_config(config, on_bad_row),
+        config=user_config(config, on_bad_row, fusion),
         out=out_dir,
         epochs=epochs,
         seed=seed,
@@ -159,6 +165,7 @@ def cv(
     epochs: Epochs = None,
     seed: Seed = None,
     types: Types = None,
+    fusion: FusionName = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -171,7 +178,7 @@ def cv(
         data,
         label=label,
         folds=folds,
-        config=user_config(config, on_bad_row),
+        config=user_config(config, on_bad_row, fusion),
         out=out_dir,
         epochs=epochs,
         seed=seed,

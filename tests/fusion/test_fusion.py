@@ -66,3 +66,49 @@ def test_concat_appends_presence_flags():
     # flags in sorted key order: image, numeric, text
     assert fused[1, -3:].tolist() == [0.0, 1.0, 1.0]
     assert fused[1, :4].abs().sum() == 0  # image features zeroed
+
+
+@pytest.mark.parametrize("name", FUSIONS.names())
+@pytest.mark.parametrize("n_modalities", [2, 3, 4])
+def test_any_number_of_modalities(name: str, n_modalities: int):
+    dims = {f"m{i}": 3 + i for i in range(n_modalities)}
+    torch.manual_seed(0)
+    outs = {}
+    for key, d in dims.items():
+        tokens = torch.randn(B, 2 + int(key[1:]), d)
+        outs[key] = EncoderOutput(tokens, torch.ones(tokens.shape[:2], dtype=torch.bool), tokens.mean(1))
+    pres = {k: torch.ones(B, dtype=torch.bool) for k in dims}
+    pres["m0"][0] = False
+    pres["m1"][1] = False
+    fusion = FUSIONS.build(name, {}, in_dims=dims).eval()
+    fused = fusion(outs, pres).pooled
+    assert fused.shape == (B, fusion.out_dim) and torch.isfinite(fused).all()
+
+
+@pytest.mark.parametrize("name", FUSIONS.names())
+def test_deterministic_and_save_load_round_trip(tmp_path, name: str):
+    from safetensors.torch import load_model, save_model
+
+    torch.manual_seed(0)
+    fusion = FUSIONS.build(name, {}, in_dims=DIMS).eval()
+    first = fusion(outputs(), present()).pooled
+    assert torch.equal(first, fusion(outputs(), present()).pooled)
+    save_model(fusion, str(tmp_path / "f.safetensors"))
+    torch.manual_seed(1)
+    other = FUSIONS.build(name, {}, in_dims=DIMS).eval()
+    load_model(other, str(tmp_path / "f.safetensors"))
+    assert torch.allclose(first, other(outputs(), present()).pooled)
+
+
+def test_row_with_every_modality_missing_is_finite():
+    pres = {n: torch.zeros(B, dtype=torch.bool) for n in DIMS}
+    for name in FUSIONS.names():
+        fused = FUSIONS.build(name, {}, in_dims=DIMS).eval()(outputs(float("nan")), pres).pooled
+        assert torch.isfinite(fused).all(), name
+
+
+def test_film_target_must_be_an_input():
+    from plait.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="film target 'video' is not an input"):
+        FUSIONS.build("film", {"target": "video"}, in_dims=DIMS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from plait.encoders.base import EncoderOutput
@@ -30,6 +31,24 @@ class Fusion(nn.Module):
         self, outputs: dict[str, EncoderOutput], present: dict[str, Tensor]
     ) -> FusedOutput:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def masked_pooled(output: EncoderOutput, present: Tensor) -> Tensor:
+    """(B, D) pooled features, zero where the modality is absent. where(), not a
+    multiply: a NaN placeholder must not leak through 0 · NaN."""
+    return torch.where(present.unsqueeze(1), output.pooled, 0.0)
+
+
+def masked_tokens(output: EncoderOutput, present: Tensor) -> tuple[Tensor, Tensor]:
+    """(B, T, D) tokens zeroed where not real, and the (B, T) mask of real tokens of
+    present rows."""
+    mask = output.token_mask & present.unsqueeze(1)
+    return torch.where(mask.unsqueeze(-1), output.tokens, 0.0), mask
+
+
+def presence_flags(present: dict[str, Tensor], names: list[str], dtype: torch.dtype) -> Tensor:
+    """(B, M) 0/1 flags in `names` order, so heads can tell absent from zero."""
+    return torch.stack([present[n] for n in names], dim=1).to(dtype)
 
 
 FUSIONS: Registry[Fusion] = Registry("fusion")

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from plait.encoders.base import EncoderOutput
-from plait.fusion.base import FUSIONS, FusedOutput, Fusion
+from plait.fusion.base import FUSIONS, FusedOutput, Fusion, masked_pooled, presence_flags
 
 
 @FUSIONS.register("concat", data_params=("in_dims",))
@@ -23,10 +23,6 @@ class ConcatFusion(Fusion):
         self.out_dim = sum(in_dims.values()) + len(in_dims)
 
     def forward(self, outputs: dict[str, EncoderOutput], present: dict[str, Tensor]) -> FusedOutput:
-        parts, flags = [], []
-        for name in self.names:
-            p = present[name].unsqueeze(1)  # (B, 1)
-            # where(), not multiply: a NaN placeholder must not leak through 0 · NaN.
-            parts.append(torch.where(p, outputs[name].pooled, 0.0))  # (B, D_m)
-            flags.append(p.to(outputs[name].pooled.dtype))
-        return FusedOutput(torch.cat(parts + flags, dim=1))  # (B, ΣD_m + M)
+        parts = [masked_pooled(outputs[n], present[n]) for n in self.names]  # (B, D_m) each
+        flags = presence_flags(present, self.names, parts[0].dtype)  # (B, M)
+        return FusedOutput(torch.cat([*parts, flags], dim=1))  # (B, ΣD_m + M)
