@@ -182,3 +182,24 @@ def test_on_bad_row_skip_leaves_out_and_counts(table_dir: Path, config_file: Pat
     assert "2 row(s) with an unreadable file or a bad number skipped" in result.stderr
     rows = json.loads((run / "metrics.json").read_text())["rows"]
     assert rows["train"] + rows["val"] == 58
+
+
+def test_benchmark_command(table_csv: Path, config_file: Path, tmp_path: Path):
+    result = plait(
+        "benchmark",
+        table_csv,
+        "-l",
+        "colour",
+        "--fusions",
+        "concat,film",
+        "-c",
+        config_file,
+        "--epochs",
+        "1",
+        "--no-unimodal",
+        "--out",
+        tmp_path / "b",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "concat" in result.stdout and "film" in result.stdout and "accuracy without image" in result.stdout
+    assert (tmp_path / "b" / "benchmark.png").exists()

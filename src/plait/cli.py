@@ -197,6 +197,43 @@ def cv(
     out.print(table)
 
 
+@app.command(name="benchmark")
+@user_errors
+def benchmark_command(
+    data: Data,
+    label: Annotated[str, typer.Option("--label", "-l", help="Target column.")],
+    fusions: Annotated[str, typer.Option(help="Comma-separated fusion methods, or 'all'.")] = "all",
+    config: ConfigFile = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for runs, CSV and plot.")
+    ] = None,
+    epochs: Epochs = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per method (mean ± std).")] = 1,
+    unimodal: Annotated[bool, typer.Option(help="Also train each input alone.")] = True,
+    types: Types = None,
+    on_bad_row: OnBadRow = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Compare fusion methods (and single inputs) with the same encoders and budget."""
+    from plait.data.schema import parse_type_overrides
+    from plait.evaluation.benchmark import benchmark
+
+    summary = benchmark(
+        data,
+        label=label,
+        fusions=[f.strip() for f in fusions.split(",") if f.strip()],
+        config=user_config(config, on_bad_row),
+        out=out_dir,
+        epochs=epochs,
+        seeds=seeds,
+        unimodal=unimodal,
+        types=parse_type_overrides(types or []),
+        overwrite=overwrite,
+    )
+    # Plain text, not a rich table: the columns are many and must not be truncated.
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
 @app.command()
 @user_errors
 def evaluate(

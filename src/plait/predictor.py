@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import pandas as pd
@@ -79,19 +80,23 @@ class Predictor:
         return table.frame, dataset
 
     @torch.inference_mode()
-    def _outputs(self, dataset: TableDataset) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Activated predictions and targets per target, in row order."""
+    def _outputs(
+        self, dataset: TableDataset, drop: Collection[str] = ()
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Activated predictions and targets per target, in row order. Inputs named in
+        `drop` are removed through their presence masks (as if missing in every row)."""
         loader = make_loader(dataset, self.config.trainer.eval_batch_size, shuffle=False)
         preds: dict[str, list[Tensor]] = {t: [] for t in self.targets}
         for batch in loader:
-            for t, out in self.model.predict(batch.inputs, batch.present).items():
+            present = {k: m & (k not in drop) for k, m in batch.present.items()}
+            for t, out in self.model.predict(batch.inputs, present).items():
                 preds[t].append(out)
         targets = {t: v[dataset.keep] for t, v in dataset.targets.items()}
         return {t: torch.cat(p) for t, p in preds.items()}, targets
 
     # -- public API -----------------------------------------------------------
-    def evaluate_dataset(self, dataset: TableDataset) -> dict[str, float]:
-        preds, targets = self._outputs(dataset)
+    def evaluate_dataset(self, dataset: TableDataset, drop: Collection[str] = ()) -> dict[str, float]:
+        preds, targets = self._outputs(dataset, drop)
         per_target = {}
         for t, proc in self.targets.items():
             metrics = TaskMetrics(proc.kind, proc.num_classes)

@@ -1,0 +1,132 @@
+"""`plait benchmark`: every listed fusion (and each input alone) with the same
+encoders, data, seeds and budget, side by side.
+
+Per method: the task's primary metric on the held-out rows (test split when the
+table has one, else validation) as mean ± std over seeds, parameters, training
+seconds per epoch, inference latency per row, and the metric with each input
+removed (through its presence mask). Written as OUT/benchmark.csv (one row per run),
+OUT/summary.csv and OUT/benchmark.png.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from plait.config import ComponentSpec, PlaitConfig, load_config, parse_config
+from plait.data.datamodule import split_frame
+from plait.data.schema import input_units, resolve_config
+from plait.data.table import read_table
+from plait.errors import ConfigError
+from plait.evaluation.metrics import PRIMARY_METRIC
+from plait.fusion import FUSIONS
+from plait.runfolder import staging
+from plait.train import default_run_dir, fit
+
+
+def benchmark(
+    data: str | Path | pd.DataFrame,
+    label: str,
+    fusions: list[str],
+    config: str | Path | dict[str, Any] | PlaitConfig | None = None,
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    seeds: int = 1,
+    types: dict[str, str] | None = None,
+    base_dir: str | Path | None = None,
+    unimodal: bool = True,
+    overwrite: bool = False,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Train every variant and return the summary table (one row per variant)."""
+    if fusions == ["all"]:
+        fusions = FUSIONS.names()
+    for name in fusions:
+        FUSIONS.get(name)  # unknown names fail before any training
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    base = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
+    table = read_table(data, base_dir)
+    resolved = resolve_config(table.frame, base, [label], types)
+    if epochs is not None:
+        resolved.trainer.epochs = epochs
+    variants = {f: resolved.model_copy(update={"fusion": ComponentSpec(name=f)}, deep=True) for f in fusions}
+    units = input_units(resolved)
+    if unimodal and len(units) > 1:
+        for key, members in units.items():
+            variants[f"only {key}"] = resolved.model_copy(
+                update={"inputs": members, "fusion": ComponentSpec(name="concat")}, deep=True
+            )
+    out_dir = Path(out) if out else default_run_dir([label, "benchmark"])
+    metric = PRIMARY_METRIC[resolved.outputs[0].type]  # type: ignore[index]
+    rows = []
+    with staging(out_dir, overwrite) as tmp:
+        for name, cfg in variants.items():
+            for seed in range(seeds):
+                if verbose:
+                    print(f"{name} (seed {seed})", flush=True)
+                run = tmp / "runs" / f"{name.replace(' ', '_')}-seed{seed}"
+                cfg.seed = seed
+                predictor = fit(
+                    table.frame, label=label, config=cfg, out=run, base_dir=table.base_dir, verbose=False
+                )
+                rows.append(_measure(name, seed, predictor, table, cfg, metric, run))
+        runs = pd.DataFrame(rows)
+        summary = summarise(runs, metric)
+        runs.to_csv(tmp / "benchmark.csv", index=False)
+        summary.to_csv(tmp / "summary.csv", index=False)
+        plot(summary, metric, tmp / "benchmark.png")
+    return summary
+
+
+def _measure(
+    name: str, seed: int, predictor: Any, table: Any, cfg: PlaitConfig, metric: str, run: Path
+) -> dict:
+    metrics = json.loads((run / "metrics.json").read_text())
+    _, val, test = split_frame(table.frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)
+    held = test if len(test) else val
+    _, dataset = predictor._dataset(held, with_targets=True, base_dir=table.base_dir)
+    start = time.perf_counter()
+    scores = predictor.evaluate_dataset(dataset)
+    latency_ms = 1000 * (time.perf_counter() - start) / len(dataset)
+    row = {
+        "method": name,
+        "seed": seed,
+        "held_out": "test" if len(test) else "validation",
+        metric: scores[metric],
+        "parameters": sum(p.numel() for p in predictor.model.parameters()),
+        "seconds_per_epoch": metrics["train_seconds"] / max(1, metrics["epochs"]),
+        "latency_ms_per_row": latency_ms,
+    }
+    if len(predictor.processors) > 1:
+        for key in predictor.processors:
+            row[f"{metric} without {key}"] = predictor.evaluate_dataset(dataset, drop={key})[metric]
+    return row
+
+
+def summarise(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
+    numeric = [c for c in runs.columns if c not in ("method", "seed", "held_out")]
+    grouped = runs.groupby("method", sort=False)
+    summary = grouped[numeric].mean().reset_index()
+    summary.insert(2, f"{metric}_std", grouped[metric].std(ddof=1).fillna(0.0).to_numpy())
+    return summary
+
+
+def plot(summary: pd.DataFrame, metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(summary)), 4))
+    ax.bar(summary["method"], summary[metric], yerr=summary[f"{metric}_std"], capsize=3, color="#4c72b0")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by method (held-out rows)")
+    ax.tick_params(axis="x", rotation=45)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
