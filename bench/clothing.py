@@ -7,13 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
-import yaml
-
-from bench.common import SHARED_DATA, command_line, plait_cli
+from bench.common import SHARED_DATA, command_line, run_cv
 
 TABLE = SHARED_DATA / "clothing-reviews" / "reviews.csv"
 TEXT = [
@@ -39,27 +36,8 @@ def main() -> None:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
     for name, inputs in CONFIGS.items():
-        config = folder / f"{name.replace(' ', '_')}.yaml"
-        config.write_text(
-            yaml.safe_dump({"inputs": inputs, "trainer": {"epochs": args.epochs, "patience": 3}})
-        )
-        cli = (
-            "cv",
-            TABLE,
-            "--label",
-            "Recommended IND",
-            "--folds",
-            args.folds,
-            "--config",
-            config,
-            "--seed",
-            args.seed,
-            "--out",
-            folder / name.replace(" ", "_"),
-            "--json",
-        )
-        stdout, seconds = plait_cli(*cli)
-        s = json.loads(stdout)
+        config = {"inputs": inputs, "trainer": {"epochs": args.epochs, "patience": 3}}
+        s, seconds = run_cv(folder, name, config, TABLE, "Recommended IND", args.folds, args.seed)
         cells = "  ".join(
             f"{m} {s['mean'][m]:.3f} ± {s['std'][m]:.3f}" for m in ("accuracy", "macro_f1", "roc_auc")
         )

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
@@ -28,3 +30,29 @@ def run_metrics(run: Path) -> dict:
 
 def command_line(*args: str | Path) -> str:
     return "plait " + " ".join(f'"{a}"' if " " in str(a) else str(a) for a in args)
+
+
+def run_cv(
+    folder: Path, name: str, config: dict, table: Path, label: str, folds: int, seed: int
+) -> tuple[dict, float]:
+    """Write `config` for model `name`, run `plait cv` on it; return the summary and wall seconds."""
+    slug = "".join(c if c.isalnum() else "_" for c in name)
+    path = folder / f"{slug}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli = (
+        "cv",
+        table,
+        "--label",
+        label,
+        "--folds",
+        folds,
+        "--config",
+        path,
+        "--seed",
+        seed,
+        "--out",
+        folder / slug,
+        "--json",
+    )
+    stdout, seconds = plait_cli(*cli)
+    return json.loads(stdout), seconds

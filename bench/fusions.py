@@ -19,16 +19,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--data", choices=["av-digits", "easy-vqa"], default="av-digits")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp())
-    table = make_table(folder)
-    config = folder / "av.yaml"
-    config.write_text(yaml.safe_dump({"inputs": CONFIGS["fused"], "trainer": {"patience": 5}}))
+    config = folder / "model.yaml"
+    if args.data == "av-digits":
+        table, label = make_table(folder), "digit"
+        config.write_text(yaml.safe_dump({"inputs": CONFIGS["fused"], "trainer": {"patience": 5}}))
+    else:
+        from plait.data.builtin import DEMO_CONFIG, easy_vqa
+
+        table, label = folder / "easy_vqa.csv", "answer"
+        easy_vqa().to_csv(table, index=False)
+        config.write_text(yaml.safe_dump({"inputs": DEMO_CONFIG["inputs"]}))
     cli = (
         "benchmark",
         table,
         "--label",
-        "digit",
+        label,
         "--fusions",
         "all",
         "--config",

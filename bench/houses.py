@@ -11,15 +11,13 @@ table, on exactly the same folds.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from bench.common import SHARED_DATA, command_line, plait_cli
+from bench.common import SHARED_DATA, command_line, run_cv
 from plait.evaluation.cv import fold_ids
 
 IMAGES = ["bathroom_image", "bedroom_image", "frontal_image", "kitchen_image"]
@@ -79,28 +77,11 @@ def main() -> None:
     gbt = gbt_baseline(table, args.folds, args.seed)
     print(f"gradient-boosted trees (table): R² {gbt['mean']:.3f} ± {gbt['std']:.3f}")
     for name, inputs in CONFIGS.items():
-        config = folder / f"{name.replace(' ', '_').replace(',', '')}.yaml"
         trainer = {"epochs": args.epochs, "patience": 8, "batch_size": 32, **TRAINER_EXTRA.get(name, {})}
-        config.write_text(yaml.safe_dump({"inputs": inputs, "trainer": trainer}))
-        cli = (
-            "cv",
-            table,
-            "--label",
-            "log_price",
-            "--folds",
-            args.folds,
-            "--config",
-            config,
-            "--seed",
-            args.seed,
-            "--out",
-            folder / name.replace(" ", "_"),
-            "--json",
-        )
-        stdout, seconds = plait_cli(*cli)
-        s = json.loads(stdout)
+        config = {"inputs": inputs, "trainer": trainer}
+        s, seconds = run_cv(folder, name, config, table, "log_price", args.folds, args.seed)
         print(
-            f"{name:13s} R² {s['mean']['r2']:.3f} ± {s['std']['r2']:.3f}  "
+            f"{name:20s} R² {s['mean']['r2']:.3f} ± {s['std']['r2']:.3f}  "
             f"RMSE {s['mean']['rmse']:.3f}  MAE {s['mean']['mae']:.3f}  wall {seconds:.0f} s"
         )
     print(

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from plait.encoders.base import ENCODERS, Encoder, EncoderOutput
+from plait.layers import transformer
 
 
 def _single_token(vector: Tensor) -> EncoderOutput:
@@ -106,10 +107,7 @@ class FTTransformer(Encoder):
         self.num_missing = nn.Parameter(torch.zeros(num_numeric, dim))
         self.embeds = nn.ModuleList(nn.Embedding(n, dim) for n in category_sizes)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        layer = nn.TransformerEncoderLayer(
-            dim, heads, dim_feedforward=2 * dim, dropout=dropout, batch_first=True, norm_first=True
-        )
-        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.encoder = transformer(dim, depth, heads, dropout)
         self.norm = nn.LayerNorm(dim)
         self.out_dim = dim
 

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from plait.encoders.base import EncoderOutput
 from plait.fusion.base import FUSIONS, FusedOutput, Fusion, masked_tokens
+from plait.layers import transformer
 
 
 @FUSIONS.register("attention", data_params=("in_dims",))
@@ -25,10 +26,7 @@ class AttentionFusion(Fusion):
         self.proj = nn.ModuleDict({n: nn.Linear(d, dim) for n, d in in_dims.items()})
         self.type_embed = nn.Parameter(torch.randn(len(self.names), dim) * 0.02)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
-        layer = nn.TransformerEncoderLayer(
-            dim, heads, dim_feedforward=2 * dim, dropout=dropout, batch_first=True, norm_first=True
-        )
-        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.encoder = transformer(dim, depth, heads, dropout)
         self.norm = nn.LayerNorm(dim)
         self.out_dim = dim
 
