@@ -158,3 +158,19 @@ def test_group_preprocessing_is_merged_or_refused(tmp_path: Path):
     cfg = resolve_config(frame, parse_config(clash), ["colour"])
     with pytest.raises(ConfigError, match="group 'text' share an encoder but set max_length to 3 and 5"):
         fit_processors(cfg, frame, tmp_path)
+
+
+def test_learned_missing_embedding_replaces_absent_inputs(tmp_path: Path):
+    from plait.data.dataset import TableDataset
+
+    cfg, procs, targets, model, frame = built(tmp_path, tiny_config(missing_modality="learned"))
+    model.eval()
+    assert set(model.missing) == {"image", "caption", "tabular"}
+    batch = TableDataset.from_frame(frame, procs, targets, base_dir=tmp_path).__getitems__([5, 6])
+    assert not batch.present["image"][0]
+    before = model.predict(batch.inputs, batch.present)["colour"]
+    batch.inputs["image"][0] = float("nan")  # the placeholder still cannot matter
+    assert torch.allclose(before, model.predict(batch.inputs, batch.present)["colour"])
+    with torch.no_grad():
+        model.missing["image"].add_(1.0)  # ...but the learned embedding does
+    assert not torch.allclose(before[0], model.predict(batch.inputs, batch.present)["colour"][0])

@@ -186,3 +186,19 @@ def test_every_fusion_trains_end_to_end(table_csv: Path, tmp_path: Path, fusion:
     reloaded = plait.load(tmp_path / fusion)
     pd.testing.assert_frame_equal(predictor.predict(table_csv), reloaded.predict(table_csv))
     assert reloaded.evaluate(table_csv)["accuracy"] > 0.4  # chance is 1/3
+
+
+def test_learned_missing_embedding_trains_saves_and_loads(table_dir: Path, tmp_path: Path):
+    frame = pd.read_csv(table_dir / "table.csv")
+    frame.loc[::4, "caption"] = ""
+    frame.to_csv(table_dir / "holes.csv", index=False)
+    config = tiny_config(missing_modality="learned", fusion="attention")
+    config["trainer"] = {**config["trainer"], "modality_dropout": 0.2}
+    predictor = plait.fit(
+        table_dir / "holes.csv", label="colour", config=config, out=tmp_path / "m", verbose=False
+    )
+    assert predictor.model.missing is not None
+    reloaded = plait.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(
+        predictor.predict(table_dir / "holes.csv"), reloaded.predict(table_dir / "holes.csv")
+    )

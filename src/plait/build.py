@@ -77,4 +77,5 @@ def build_model(
         spec = head_spec(out.type, out.head)  # type: ignore[arg-type]
         available = {"in_dim": fusion.out_dim, **target_processors[out.name].head_kwargs()}
         heads[out.name] = HEADS.build(spec.name, spec.params, **_data_params(HEADS, spec.name, available))
-    return MultimodalModel(encoders, inputs, fusion, heads)  # type: ignore[arg-type]
+    learned = config.missing_modality == "learned"
+    return MultimodalModel(encoders, inputs, fusion, heads, learned_missing=learned)  # type: ignore[arg-type]

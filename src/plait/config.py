@@ -112,6 +112,9 @@ class PlaitConfig(_Strict):
     # "group": numeric and category columns form one tabular input; "per_column":
     # each gets its own encoder (mlp / embedding).
     tabular: Literal["group", "per_column"] = "group"
+    # An absent input is masked out ("mask": every fusion ignores it) or replaced by a
+    # learned per-input "missing" embedding ("learned").
+    missing_modality: Literal["mask", "learned"] = "mask"
     # Columns carried through to predictions (ids), never fed to the model.
     id_columns: list[str] = Field(default_factory=list)
     split_column: str | None = None

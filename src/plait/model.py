@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from plait.encoders.base import Encoder, EncoderOutput
@@ -16,19 +17,42 @@ class MultimodalModel(nn.Module):
         inputs: dict[str, str],
         fusion: Fusion,
         heads: dict[str, Head],
+        learned_missing: bool = False,
     ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)  # group → encoder (shared by its inputs)
         self.inputs = dict(inputs)  # input key (column, or tabular group) → group
         self.fusion = fusion
         self.heads = nn.ModuleDict(heads)  # target column → head
+        # Optional learned "missing" embedding per input: an absent input is shown to the
+        # fusion as this one learned token instead of being masked out.
+        self.missing = (
+            nn.ParameterDict({k: nn.Parameter(torch.zeros(encoders[g].out_dim)) for k, g in inputs.items()})
+            if learned_missing
+            else None
+        )
 
     def encode(self, inputs: dict[str, Tensor]) -> dict[str, EncoderOutput]:
         """Each input through its group's encoder; a tied encoder runs once per column."""
         return {key: self.encoders[self.inputs[key]](inputs[key]) for key in sorted(self.inputs)}
 
     def fuse(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> FusedOutput:
-        return self.fusion(self.encode(inputs), present)
+        outputs = self.encode(inputs)
+        if self.missing is not None:
+            outputs = {k: self._fill_missing(k, out, present[k]) for k, out in outputs.items()}
+            present = {k: torch.ones_like(p) for k, p in present.items()}
+        return self.fusion(outputs, present)
+
+    def _fill_missing(self, key: str, out: EncoderOutput, present: Tensor) -> EncoderOutput:
+        """Absent rows → one real token holding the learned embedding (B, T, D)."""
+        emb = self.missing[key]  # type: ignore[index]
+        absent = ~present
+        tokens = torch.where(absent[:, None, None], emb, out.tokens)
+        first = torch.zeros_like(out.token_mask)
+        first[:, 0] = True
+        mask = torch.where(absent[:, None], first, out.token_mask)
+        pooled = torch.where(absent[:, None], emb, out.pooled)
+        return EncoderOutput(tokens, mask, pooled)
 
     def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
         """Raw head outputs per target (logits, or standardised values)."""
