@@ -30,30 +30,8 @@ def test_demo_one_epoch(tmp_path: Path):
 
 
 def test_clothing_reviews_text_category_numeric(tmp_path: Path):
-    table = SHARED_DATA / "clothing-reviews" / "reviews.csv"
-    if not table.exists():
-        pytest.skip(f"{table} not present")
-    out = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "plait.cli",
-            "train",
-            str(table),
-            "--label",
-            "Recommended IND",
-            "--epochs",
-            "2",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads((out / "metrics.json").read_text())["validation"]
+    table = needs("clothing-reviews", "reviews.csv")
+    metrics = train_cli(table, "Recommended IND", None, tmp_path / "run", epochs=2)["validation"]
     # The Rating column alone predicts the label well; a working model beats the
     # majority-class rate (~0.82) clearly.
     assert metrics["roc_auc"] > 0.9
@@ -66,30 +44,17 @@ def needs(*parts: str) -> Path:
     return path
 
 
-def train_cli(table: Path, label: str, config: dict, out: Path) -> dict:
+def train_cli(table: Path, label: str, config: dict | None, out: Path, epochs: int = 1) -> dict:
+    """`plait train` as a subprocess (config inferred when None); returns metrics.json."""
     import yaml
 
-    config_path = out.parent / f"{out.name}.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+    args = [sys.executable, "-m", "plait.cli", "train", str(table), "--label", label]
+    if config is not None:
+        config_path = out.parent / f"{out.name}.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        args += ["--config", str(config_path)]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "plait.cli",
-            "train",
-            str(table),
-            "--label",
-            label,
-            "--config",
-            str(config_path),
-            "--epochs",
-            "1",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
+        [*args, "--epochs", str(epochs), "--out", str(out)], capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads((out / "metrics.json").read_text())
