@@ -10,6 +10,7 @@ from plait.config import parse_config
 from plait.data.schema import resolve_config
 from plait.encoders.text import RNNEncoder
 from plait.errors import ConfigError
+from plait.fusion import FUSIONS
 from plait.train import fit_processors
 from tests.conftest import make_table, tiny_config
 
@@ -44,10 +45,12 @@ def test_forward_and_predict_shapes(tmp_path: Path):
     assert torch.allclose(pred["colour"].sum(1), torch.ones(4))
 
 
-def test_missing_rows_do_not_depend_on_their_placeholder(tmp_path: Path):
+@pytest.mark.parametrize("fusion", FUSIONS.names())
+def test_missing_rows_do_not_depend_on_their_placeholder(tmp_path: Path, fusion: str):
+    """Generated from the registry: the whole model (heads included), per fusion."""
     from plait.data.dataset import TableDataset
 
-    cfg, procs, targets, model, frame = built(tmp_path, tiny_config())
+    cfg, procs, targets, model, frame = built(tmp_path, tiny_config(fusion={"name": fusion}))
     model.eval()
     batch = TableDataset.from_frame(frame, procs, targets, base_dir=tmp_path).__getitems__([5, 6])
     assert not batch.present["image"][0]
@@ -55,6 +58,10 @@ def test_missing_rows_do_not_depend_on_their_placeholder(tmp_path: Path):
     batch.inputs["image"][0] = torch.randn_like(batch.inputs["image"][0]) * 100
     after = model.predict(batch.inputs, batch.present)["colour"]
     assert torch.allclose(before, after)
+    assert batch.present["image"][1]
+    batch.inputs["image"][1] = torch.randn_like(batch.inputs["image"][1]) * 100
+    changed = model.predict(batch.inputs, batch.present)["colour"]
+    assert not torch.allclose(before[1], changed[1])  # a present image does count
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,8 @@ from plait.data.schema import input_units, is_tabular_group
 from plait.encoders import ENCODERS
 from plait.errors import ConfigError
 from plait.fusion import FUSIONS
-from plait.heads import HEADS
+from plait.fusion.late import LateFusion
+from plait.heads import HEADS, Head
 from plait.model import MultimodalModel
 from plait.registry import Registry
 
@@ -39,6 +40,11 @@ def _data_params(registry: Registry, name: str, available: dict) -> dict:
 def _unit_type(key: str, members: list[InputConfig]) -> str:
     """The type an input's encoder must take: a tabular group is "tabular"."""
     return "tabular" if is_tabular_group(key, members) else members[0].type  # type: ignore[return-value]
+
+
+def _build_head(spec: ComponentSpec, in_dim: int, target_kwargs: dict) -> Head:
+    available = {"in_dim": in_dim, **target_kwargs}
+    return HEADS.build(spec.name, spec.params, **_data_params(HEADS, spec.name, available))
 
 
 def validate_components(config: PlaitConfig) -> None:
@@ -75,7 +81,11 @@ def build_model(
     heads = {}
     for out in config.outputs:
         spec = head_spec(out.type, out.head)  # type: ignore[arg-type]
-        available = {"in_dim": fusion.out_dim, **target_processors[out.name].head_kwargs()}
-        heads[out.name] = HEADS.build(spec.name, spec.params, **_data_params(HEADS, spec.name, available))
+        kwargs = target_processors[out.name].head_kwargs()
+        if isinstance(fusion, LateFusion):  # model-level: one head per input, combined
+            per_input = {key: _build_head(spec, dim, kwargs) for key, dim in in_dims.items()}
+            heads[out.name] = fusion.wrap(per_input)
+        else:
+            heads[out.name] = _build_head(spec, fusion.out_dim, kwargs)
     learned = config.missing_modality == "learned"
     return MultimodalModel(encoders, inputs, fusion, heads, learned_missing=learned)  # type: ignore[arg-type]

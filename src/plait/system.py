@@ -35,9 +35,11 @@ class MultimodalSystem(L.LightningModule):
         return self.model.predict(inputs, present)
 
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        raw = self.model(batch.inputs, batch.present)
-        heads = self.model.heads
-        loss = sum(self.loss_weights[t] * heads[t].loss(raw[t], batch.targets[t]) for t in raw)
+        fused = self.model.fuse(batch.inputs, batch.present).pooled  # (B, D)
+        raw, loss = {}, 0.0
+        for t, head in self.model.heads.items():
+            raw[t], head_loss = head.forward_loss(fused, batch.targets[t])
+            loss = loss + self.loss_weights[t] * head_loss
         return loss, raw  # type: ignore[return-value]
 
     def _drop_modalities(self, present: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -17,6 +17,11 @@ class Head(nn.Module):
     def activate(self, raw: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def forward_loss(self, fused: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw output and training loss in one call (heads with auxiliary losses override)."""
+        raw = self(fused)
+        return raw, self.loss(raw, target)
+
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float) -> nn.Sequential:
     """The fully-connected block every head uses: Linear → ReLU → Dropout → Linear."""
