@@ -203,3 +203,19 @@ def test_benchmark_command(table_csv: Path, config_file: Path, tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert "concat" in result.stdout and "film" in result.stdout and "accuracy without image" in result.stdout
     assert (tmp_path / "b" / "benchmark.png").exists()
+
+
+def test_evaluate_robustness(table_csv: Path, config_file: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    assert plait("train", table_csv, "-l", "colour", "-c", config_file, "--out", run).returncode == 0
+    result = plait("evaluate", run, table_csv, "--robustness", "--levels", "0.5", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["metric"] == "accuracy" and len(report["missing"]) == 6
+    assert {row["level"] for row in report["noise"]} == {0.0, 0.5}
+    result = plait("evaluate", run, table_csv, "--robustness", "--levels", "0.5")
+    assert "with noisy inputs" in result.stdout and "needs --baseline" in result.stdout
+    result = plait("evaluate", run, table_csv, "--robustness", "--levels", "half")
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "error: --levels must be numbers separated by commas, got 'half'"
+    )

@@ -240,15 +240,73 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
     data: Annotated[Path, typer.Argument(help="Labelled table.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    robustness: Annotated[
+        bool,
+        typer.Option(
+            "--robustness",
+            help="Also evaluate with each input removed, all but one removed, and each input "
+            "corrupted at increasing noise levels (MultiBench relative/effective robustness).",
+        ),
+    ] = False,
+    levels: Annotated[
+        str, typer.Option(help="Noise levels in (0, 1], comma-separated (with --robustness).")
+    ] = "0.2,0.4,0.6,0.8,1.0",
+    baseline: Annotated[
+        Path | None,
+        typer.Option(help="Run to compare with for effective robustness (MultiBench: a late-fusion run)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the corruption noise.")] = 0,
 ) -> None:
-    """Print a run's metrics on a labelled table."""
+    """Print a run's metrics on a labelled table (and, with --robustness, how they degrade)."""
     from plait.predictor import Predictor
 
-    metrics = Predictor.load(run).evaluate(data)
+    predictor = Predictor.load(run)
+    if not robustness:
+        metrics = predictor.evaluate(data)
+        if as_json:
+            print(json.dumps(metrics))
+        else:
+            print_metrics(metrics, f"{data}")
+        return
+    try:
+        noise_levels = [float(v) for v in levels.split(",") if v.strip()]
+    except ValueError:
+        raise PlaitError(f"--levels must be numbers separated by commas, got {levels!r}") from None
+    reference = Predictor.load(baseline) if baseline is not None else None
+    report = predictor.robustness(data, levels=noise_levels, seed=seed, baseline=reference)
     if as_json:
-        print(json.dumps(metrics))
+        print(json.dumps(report.to_dict()))
     else:
-        print_metrics(metrics, f"{data}")
+        print_robustness(report, f"{data}", baseline)
+
+
+def print_robustness(report: Any, title: str, baseline: Path | None) -> None:
+    import pandas as pd
+
+    metric = report.metric
+    table = Table(title=f"{title}: {metric} with inputs missing", title_justify="left")
+    for column, justify in (("condition", "left"), (metric, "right"), ("change", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_row("clean", f"{report.clean:.4f}", "")
+    for row in report.missing.to_dict(orient="records"):
+        table.add_row(row["condition"], f"{row[metric]:.4f}", f"{row[metric] - report.clean:+.4f}")
+    out.print(table)
+    table = Table(title=f"{metric} with noisy inputs (level 0 = clean)", title_justify="left")
+    table.add_column("input")
+    table.add_column("corruption")
+    for level in sorted(report.noise["level"].unique()):
+        table.add_column(f"{level:g}", justify="right")
+    table.add_column("relative", justify="right")
+    table.add_column("effective", justify="right")
+    summary = report.summary.set_index(["input", "corruption"])
+    for (key, name), curve in report.noise.groupby(["input", "corruption"], sort=False):
+        relative, effective = summary.loc[(key, name), ["relative", "effective"]]
+        cells = [f"{v:.4f}" for v in curve[metric]]
+        eff = "—" if pd.isna(effective) else f"{effective:+.4f}"
+        table.add_row(key, name, *cells, f"{relative:.4f}", eff)
+    out.print(table)
+    if baseline is None:
+        out.print("effective robustness needs --baseline RUN (MultiBench compares with a late-fusion run)")
 
 
 @app.command()

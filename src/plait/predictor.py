@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +22,7 @@ from plait.data.schema import check_columns
 from plait.data.table import read_table
 from plait.errors import RunFolderError
 from plait.evaluation.metrics import TaskMetrics, flatten
+from plait.evaluation.robustness import DEFAULT_LEVELS, Robustness, evaluate_robustness
 from plait.model import MultimodalModel
 from plait.runfolder import read_run, staging
 
@@ -110,6 +111,18 @@ class Predictor:
         """Metrics on a labelled table: accuracy, macro_f1 (roc_auc) or rmse, mae, r2."""
         _, dataset = self._dataset(data, with_targets=True, base_dir=base_dir)
         return self.evaluate_dataset(dataset)
+
+    def robustness(
+        self,
+        data: str | Path | pd.DataFrame,
+        levels: Sequence[float] = DEFAULT_LEVELS,
+        seed: int = 0,
+        baseline: Predictor | None = None,
+        base_dir: str | Path | None = None,
+    ) -> Robustness:
+        """The metric with inputs missing and with noisy inputs, plus MultiBench's relative
+        (and, against `baseline`, effective) robustness; see evaluation/robustness.py."""
+        return evaluate_robustness(self, data, levels, seed, baseline, base_dir)
 
     def predict(self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None) -> pd.DataFrame:
         """One row per input row, in order: id columns, then per target the predicted

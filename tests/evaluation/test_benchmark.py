@@ -20,11 +20,13 @@ def test_benchmark_compares_fusions_and_single_inputs(table_csv: Path, tmp_path:
         "parameters",
         "seconds_per_epoch",
         "latency_ms_per_row",
+        "peak_memory_mb",
         "accuracy without image",
         "accuracy without caption",
     ):
         assert column in summary, column
     assert (summary["parameters"] > 0).all() and (summary["accuracy_std"] >= 0).all()
+    assert (summary["peak_memory_mb"] > 50).all()  # a whole process with torch loaded
     assert summary.loc[2:, "accuracy without image"].isna().all()  # single-input runs have nothing to drop
     runs = pd.read_csv(tmp_path / "b" / "benchmark.csv")
     assert len(runs) == 8 and set(runs["seed"]) == {0, 1}

@@ -3,24 +3,28 @@ encoders, data, seeds and budget, side by side.
 
 Per method: the task's primary metric on the held-out rows (test split when the
 table has one, else validation) as mean ± std over seeds, parameters, training
-seconds per epoch, inference latency per row, and the metric with each input
-removed (through its presence mask). Written as OUT/benchmark.csv (one row per run),
-OUT/summary.csv and OUT/benchmark.png.
+seconds per epoch, inference latency per row, peak memory (each run trains in its
+own process) and the metric with each input removed (through its presence mask).
+Written as OUT/benchmark.csv (one row per run), OUT/summary.csv and OUT/benchmark.png.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from plait.config import ComponentSpec, PlaitConfig, load_config, parse_config
 from plait.data.datamodule import split_frame
 from plait.data.schema import input_units, resolve_config
-from plait.data.table import read_table
+from plait.data.table import Table, read_table
 from plait.errors import ConfigError
 from plait.evaluation.metrics import PRIMARY_METRIC
 from plait.fusion import FUSIONS
@@ -71,10 +75,11 @@ def benchmark(
                     print(f"{name} (seed {seed})", flush=True)
                 run = tmp / "runs" / f"{name.replace(' ', '_')}-seed{seed}"
                 cfg.seed = seed
-                predictor = fit(
-                    table.frame, label=label, config=cfg, out=run, base_dir=table.base_dir, verbose=False
-                )
-                rows.append(_measure(name, seed, predictor, table, cfg, metric, run))
+                # A fresh process per run, so its peak memory is its own (and a crash in
+                # one method cannot take the others down with it).
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    job = pool.submit(_train_and_measure, name, seed, table, label, cfg, metric, run)
+                    rows.append(job.result())
         runs = pd.DataFrame(rows)
         summary = summarise(runs, metric)
         runs.to_csv(tmp / "benchmark.csv", index=False)
@@ -83,8 +88,24 @@ def benchmark(
     return summary
 
 
+def _train_and_measure(
+    name: str, seed: int, table: Table, label: str, cfg: PlaitConfig, metric: str, run: Path
+) -> dict:
+    """Runs in a child process: train one variant, then measure it."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    predictor = fit(table.frame, label=label, config=cfg, out=run, base_dir=table.base_dir, verbose=False)
+    row = _measure(name, seed, predictor, table, cfg, metric, run)
+    # Peak resident memory of this process (training and evaluation, the data included;
+    # ru_maxrss is in KiB on Linux). On a GPU also the peak of tensors allocated there.
+    row["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if torch.cuda.is_available():
+        row["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
+
+
 def _measure(
-    name: str, seed: int, predictor: Any, table: Any, cfg: PlaitConfig, metric: str, run: Path
+    name: str, seed: int, predictor: Any, table: Table, cfg: PlaitConfig, metric: str, run: Path
 ) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     _, val, test = split_frame(table.frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)

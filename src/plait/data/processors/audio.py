@@ -88,7 +88,7 @@ class AudioProcessor(InputProcessor):
                     wave = soxr.resample(wave, rate, self.sample_rate).astype(np.float32)
                 if not np.isfinite(wave).all():
                     raise ValueError("it holds non-finite samples")
-                return wave
+                return wave if self.perturb is None else self.perturb(wave)
             except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as err:
                 detail = " ".join(str(err).split())[:120]
                 problem = f"not a readable audio file ({detail})"

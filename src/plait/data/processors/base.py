@@ -100,6 +100,9 @@ class InputProcessor(Processor):
     # Where relative media paths resolve: the table's folder, set for each table read
     # (a run's processors serve tables anywhere), so neither a parameter nor saved.
     base_dir: Path = Path(".")
+    # Robustness evaluation only: applied to each decoded item (image, audio) before
+    # preprocessing goes on; runtime state like `base_dir`, never saved.
+    perturb: Callable[[Any], Any] | None = None
 
     def select(self, frame: pd.DataFrame, key: str) -> pd.Series | pd.DataFrame:
         """The cells this processor reads for input `key` (one column by default)."""

@@ -90,7 +90,8 @@ class ImageProcessor(InputProcessor):
         ) as err:
             problem = f"not a readable image ({type(err).__name__})"
         else:
-            return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+            array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
+            return array if self.perturb is None else self.perturb(array)
         if on_bad_row != "error":
             return None
         raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
