@@ -31,6 +31,9 @@ def test_classification_run_folder_and_reload(table_csv: Path, tmp_path: Path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["validation"]) == {"accuracy", "macro_f1"}
     assert metrics["epochs"] == 3
+    assert (
+        len(metrics["epoch_seconds"]) == 3 and 0 < sum(metrics["epoch_seconds"]) <= metrics["train_seconds"]
+    )
     log = pd.read_csv(out / "log.csv")
     assert list(log["epoch"]) == [1, 2, 3] and "val_loss" in log
 
@@ -139,7 +142,7 @@ def test_save_copies_the_run(table_csv: Path, tmp_path: Path):
         (
             {"label": "colour", "config": {"inputs": [{"name": "caption", "encoder": "cnn"}]}},
             ConfigError,
-            "encoder 'cnn' does not take text columns; valid for text: bag, gru, lstm",
+            "encoder 'cnn' does not take text columns; valid for text: bag, gru, hf_text, lstm, minilm",
         ),
         (
             {

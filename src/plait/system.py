@@ -78,16 +78,28 @@ class MultimodalSystem(L.LightningModule):
                 self.log(prefix + name, value, prog_bar=name in ("accuracy", "rmse"))
             metrics.reset()
 
+    def _parameter_groups(self) -> list[dict]:
+        """Trainable parameters; those of pretrained backbones get their own (lower) rate."""
+        lr = self.cfg.learning_rate
+        groups, taken = [], set()
+        for encoder in self.model.encoders.values():
+            params = getattr(encoder, "backbone_parameters", list)()
+            if params:
+                rate = encoder.backbone_lr if encoder.backbone_lr is not None else lr / 10
+                groups.append({"params": params, "lr": rate})
+                taken.update(id(p) for p in params)
+        rest = [p for p in self.parameters() if p.requires_grad and id(p) not in taken]
+        return [{"params": rest, "lr": lr}, *groups]
+
     def configure_optimizers(self):  # noqa: ANN201 - Lightning's union return type
-        optimizer = torch.optim.AdamW(
-            self.parameters(), lr=self.cfg.learning_rate, weight_decay=self.cfg.weight_decay
-        )
+        groups = self._parameter_groups()
+        optimizer = torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
         if self.cfg.scheduler == "constant":
             return optimizer
         steps = self.trainer.estimated_stepping_batches
         if self.cfg.scheduler == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=self.cfg.learning_rate, total_steps=steps, pct_start=0.15
+                optimizer, max_lr=[g["lr"] for g in groups], total_steps=steps, pct_start=0.15
             )
         else:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)

@@ -26,6 +26,7 @@ from plait.data.dataset import TableDataset
 from plait.data.processors import (
     INPUT_PROCESSORS,
     TARGET_PROCESSORS,
+    FeatureProcessor,
     InputProcessor,
     TabularProcessor,
     TargetProcessor,
@@ -34,6 +35,7 @@ from plait.data.processors.base import is_empty
 from plait.data.processors.targets import check_no_missing
 from plait.data.schema import input_units, is_tabular_group, resolve_config
 from plait.data.table import read_table
+from plait.encoders import ENCODERS
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.predictor import Predictor
 from plait.runfolder import staging, write_run
@@ -155,13 +157,27 @@ def _fit_input(
                     f"the columns of group {col.group!r} share an encoder but set {name} to "
                     f"{options[name]!r} and {value!r}; give them the same, or separate groups"
                 )
-    proc = INPUT_PROCESSORS[members[0].type].create(options, key)  # type: ignore[index]
+    proc = _input_processor(members[0], options, key)
     proc.base_dir = base_dir
     values = pd.concat([train[c.name] for c in group])
     # Unreadable files are skipped when fitting statistics; transforming each column
     # afterwards reports them with their own column name (or counts them).
     on_bad = cfg.on_bad_row if len(group) == 1 else "missing"
     return proc.fit(values, key, on_bad_row=on_bad)
+
+
+def _input_processor(column: InputConfig, options: dict[str, Any], key: str) -> InputProcessor:
+    """The processor a column's encoder needs: its type's, or the one a pretrained
+    encoder asks for (its tokenizer, its image size and normalisation, cached features)."""
+    spec = encoder_spec(column.type, column.encoder)  # type: ignore[arg-type]
+    wants = getattr(ENCODERS.get(spec.name).builder, "preprocessing", None)
+    if wants is None:
+        return INPUT_PROCESSORS[column.type].create(options, key)  # type: ignore[index]
+    kind, defaults = wants(spec.params)
+    if kind == "features":  # the user's options refine the base preprocessing
+        defaults["base"]["params"] = {**defaults["base"]["params"], **options}
+        return FeatureProcessor.create(defaults, key)
+    return INPUT_PROCESSORS[kind].create({**defaults, **options}, key)
 
 
 def _train(
@@ -191,7 +207,8 @@ def _train(
     )
     work = folder / "_work"  # checkpoints and raw logs; removed before the run is final
     checkpoint = ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_loss", save_weights_only=True)
-    callbacks: list[Any] = [checkpoint, EarlyStopping("val_loss", patience=tc.patience)]
+    timer = EpochTimer()
+    callbacks: list[Any] = [checkpoint, EarlyStopping("val_loss", patience=tc.patience), timer]
     if verbose and tc.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
     _quiet_lightning()
@@ -216,6 +233,8 @@ def _train(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+        # Frozen pretrained backbones are kept in eval mode on purpose.
+        warnings.filterwarnings("ignore", r".*module\(s\) in eval mode.*")
         trainer.fit(system, train_loader, val_loader)
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
@@ -237,10 +256,32 @@ def _train(
         epochs=trainer.current_epoch,
         best_epoch=_best_epoch(checkpoint.best_model_path),
         train_seconds=round(train_seconds, 2),
+        epoch_seconds=[round(t, 3) for t in timer.seconds],
         train_samples_per_second=round(trainer.current_epoch * len(datasets["train"]) / train_seconds, 1),
         rows={k: len(v) for k, v in datasets.items()},
     )
     return predictor, metrics
+
+
+class EpochTimer(L.Callback):
+    """Wall seconds of each training epoch (its validation excluded), for metrics.json."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = self._val_start = self._val = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start, self._val = time.perf_counter(), 0.0
+
+    # Lightning validates inside the training epoch; that time is taken out.
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._val += time.perf_counter() - self._val_start
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.seconds.append(time.perf_counter() - self._start - self._val)
 
 
 def _best_epoch(path: str) -> int | None:

@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from plait.encoders import ENCODERS, EncoderOutput
+from plait.encoders.pretrained import PretrainedEncoder
 
 B = 4
 # An example input per column type and the data-derived sizes the builder needs.
@@ -39,8 +40,19 @@ def _audio() -> torch.Tensor:
 CASES = [(entry.name, t) for entry in ENCODERS for t in entry.types]
 
 
+# Pretrained encoders in their default (frozen, cached) mode read backbone features;
+# their backbones are tested in test_pretrained.py.
+FEATURES = (lambda: torch.randn(B, 12), {"feature_dim": 12})
+
+
+def example(name: str, type_: str):
+    builder = ENCODERS.get(name).builder
+    pretrained = isinstance(builder, type) and issubclass(builder, PretrainedEncoder)
+    return FEATURES if pretrained else INPUTS[type_]
+
+
 def build(name: str, type_: str):
-    _, data = INPUTS[type_]
+    _, data = example(name, type_)
     wanted = ENCODERS.get(name).data_params
     return ENCODERS.build(name, {}, **{k: v for k, v in data.items() if k in wanted})
 
@@ -53,7 +65,7 @@ def test_every_input_type_has_an_encoder():
 def test_output_contract_and_backward(name: str, type_: str):
     torch.manual_seed(0)
     encoder = build(name, type_)
-    out = encoder(INPUTS[type_][0]())
+    out = encoder(example(name, type_)[0]())
     assert isinstance(out, EncoderOutput)
     d = encoder.out_dim
     assert out.pooled.shape == (B, d)
@@ -68,7 +80,7 @@ def test_output_contract_and_backward(name: str, type_: str):
 def test_save_load_gives_same_output(tmp_path: Path, name: str, type_: str):
     torch.manual_seed(0)
     encoder = build(name, type_).eval()
-    x = INPUTS[type_][0]()
+    x = example(name, type_)[0]()
     save_model(encoder, str(tmp_path / "w.safetensors"))
     torch.manual_seed(1)
     other = build(name, type_).eval()

@@ -116,7 +116,7 @@ def _column_corruptions(key: str, processor: InputProcessor) -> list[tuple[Corru
             if columns:
                 result += [(c, columns) for c in CORRUPTIONS[kind]]
         return result
-    return [(c, [key]) for c in CORRUPTIONS.get(processor.kind, [])]
+    return [(c, [key]) for c in CORRUPTIONS.get(processor.modality, [])]
 
 
 def _corrupted_column(

@@ -3,6 +3,7 @@
 from plait.data.processors.audio import AudioProcessor
 from plait.data.processors.base import Encoded, InputProcessor, Processor
 from plait.data.processors.image import ImageProcessor
+from plait.data.processors.pretrained import FeatureProcessor, HFTextProcessor
 from plait.data.processors.tabular import CategoryProcessor, NumericProcessor, TabularProcessor
 from plait.data.processors.targets import (
     BinaryTarget,
@@ -19,6 +20,8 @@ INPUT_PROCESSORS: dict[str, type[InputProcessor]] = {
     "numeric": NumericProcessor,
     "category": CategoryProcessor,
     "tabular": TabularProcessor,
+    "hf_text": HFTextProcessor,  # chosen by pretrained text encoders
+    "features": FeatureProcessor,  # frozen, cached pretrained encoders
 }
 TARGET_PROCESSORS: dict[str, type[TargetProcessor]] = {
     "category": CategoryTarget,

@@ -46,6 +46,7 @@ class AudioProcessor(InputProcessor):
         time_mask: int = 0,
         freq_mask: int = 0,
         num_masks: int = 2,
+        features: str = "log_mel",
     ) -> None:
         self.sample_rate = sample_rate
         self.duration = duration
@@ -56,6 +57,7 @@ class AudioProcessor(InputProcessor):
         self.time_mask = time_mask
         self.freq_mask = freq_mask
         self.num_masks = num_masks
+        self.features = features  # "log_mel", or "waveform" for pretrained speech models
         self._filters: Tensor | None = None
 
     # -- sizes ---------------------------------------------------------------
@@ -97,6 +99,10 @@ class AudioProcessor(InputProcessor):
         raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
 
     def fit(self, values: pd.Series, column: str = "audio", on_bad_row: str = "error") -> AudioProcessor:
+        if self.features not in ("log_mel", "waveform"):
+            raise DataError(
+                f"column {column!r}: audio features must be log_mel or waveform, got {self.features!r}"
+            )
         cells = values[[not is_empty(v) for v in values.tolist()]].drop_duplicates()
         sample = cells.sample(min(_FIT_SAMPLE, len(cells)), random_state=0) if len(cells) else cells
         waves = [w for i, v in sample.items() if (w := self._load(v, column, i, on_bad_row)) is not None]
@@ -107,7 +113,7 @@ class AudioProcessor(InputProcessor):
             fitted = float(np.percentile(lengths, self.duration_percentile))
             self.duration_ = min(_MAX_FITTED_SECONDS, fitted)
         self.mean_, self.std_ = 0.0, 1.0
-        if waves:
+        if waves and self.features == "log_mel":
             mel, mask = self._log_mel(waves)
             real = mel[:, 1:].transpose(1, 2)[mask.bool()]  # (real frames, n_mels)
             self.mean_, self.std_ = float(real.mean()), float(real.std().clamp_min(1e-3))
@@ -140,6 +146,8 @@ class AudioProcessor(InputProcessor):
     def transform(self, values: pd.Series, column: str = "audio", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         waves, index, bad_rows = load_distinct(values, lambda v, row: self._load(v, column, row, on_bad_row))
+        if self.features == "waveform":
+            return Encoded(self._waveforms(waves), index > 0, index, bad_rows)
         frames = self.num_samples // self.hop + 1
         stored = torch.zeros(1 + len(waves), 1 + self.n_mels, frames)  # slot 0: placeholder
         if waves:
@@ -148,9 +156,21 @@ class AudioProcessor(InputProcessor):
             stored[1:] = mel
         return Encoded(stored, index > 0, index, bad_rows)
 
+    def _waveforms(self, waves: list[np.ndarray]) -> Tensor:
+        """(1 + V, 2, samples): row 0 the real-sample mask, row 1 the clip scaled to zero
+        mean and unit variance (what wav2vec 2.0's feature extractor does); slot 0 is the
+        placeholder of empty cells."""
+        n = self.num_samples
+        stored = torch.zeros(1 + len(waves), 2, n)
+        for i, wave in enumerate(waves, start=1):
+            clip = torch.from_numpy(wave[:n])
+            stored[i, 0, : len(clip)] = 1.0
+            stored[i, 1, : len(clip)] = (clip - clip.mean()) / clip.std(correction=0).clamp_min(1e-5)
+        return stored
+
     def to_model(self, values: Tensor, training: bool) -> Tensor:
         """(B, 1 + n_mels, T); SpecAugment masks (set to 0, the mean) when training."""
-        if not training or not (self.time_mask or self.freq_mask):
+        if not training or not (self.time_mask or self.freq_mask) or self.features == "waveform":
             return values
         values = values.clone()
         spec = values[:, 1:]  # a view: (B, n_mels, T)

@@ -104,6 +104,11 @@ class InputProcessor(Processor):
     # preprocessing goes on; runtime state like `base_dir`, never saved.
     perturb: Callable[[Any], Any] | None = None
 
+    @property
+    def modality(self) -> str:
+        """The kind of data read (image, audio, text, ...), whatever the processor."""
+        return self.kind
+
     def select(self, frame: pd.DataFrame, key: str) -> pd.Series | pd.DataFrame:
         """The cells this processor reads for input `key` (one column by default)."""
         return frame[key]

@@ -37,6 +37,8 @@ class ImageProcessor(InputProcessor):
         random_crop: bool = False,
         horizontal_flip: bool = False,
         rotation: float = 0.0,
+        mean: list[float] | None = None,
+        std: list[float] | None = None,
     ) -> None:
         self.size = size
         self.keep_aspect = keep_aspect
@@ -44,6 +46,9 @@ class ImageProcessor(InputProcessor):
         self.random_crop = random_crop
         self.horizontal_flip = horizontal_flip
         self.rotation = rotation
+        # Fixed normalisation (a pretrained model's); estimated from training images if None.
+        self.mean = mean
+        self.std = std
         self._augmenter: v2.Compose | None = None
 
     @property
@@ -53,6 +58,13 @@ class ImageProcessor(InputProcessor):
     def fit(self, values: pd.Series, column: str = "image", on_bad_row: str = "error") -> ImageProcessor:
         if not isinstance(self.size, int) or self.size < 8:
             raise DataError(f"column {column!r}: image size must be an integer ≥ 8, got {self.size!r}")
+        if self.mean is not None or self.std is not None:
+            if not (isinstance(self.mean, list) and isinstance(self.std, list)) or not (
+                len(self.mean) == len(self.std) == self.channels
+            ):
+                raise DataError(f"column {column!r}: image mean and std need {self.channels} values each")
+            self.mean_, self.std_ = [float(v) for v in self.mean], [float(v) for v in self.std]
+            return self
         paths = values[[not is_empty(v) for v in values.tolist()]]
         sample = paths.drop_duplicates()
         sample = sample.sample(min(_FIT_SAMPLE, len(sample)), random_state=0) if len(sample) else sample
