@@ -181,3 +181,13 @@ def test_learned_missing_embedding_replaces_absent_inputs(tmp_path: Path):
     with torch.no_grad():
         model.missing["image"].add_(1.0)  # ...but the learned embedding does
     assert not torch.allclose(before[0], model.predict(batch.inputs, batch.present)["colour"][0])
+
+
+def test_late_fusion_refuses_a_text_decoder(tmp_path: Path):
+    frame = make_table(tmp_path, rows=12, missing=False)
+    frame["words"] = [f"a {c} one" for c in frame["colour"]]
+    config = parse_config({**tiny_config(), "fusion": "late", "outputs": [{"name": "words", "type": "text"}]})
+    cfg = resolve_config(frame, config, ["words"])
+    procs, targets = fit_processors(cfg, frame, tmp_path)
+    with pytest.raises(ConfigError, match="late fusion cannot combine decoder heads"):
+        build_model(cfg, procs, targets)

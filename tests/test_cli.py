@@ -219,3 +219,28 @@ def test_evaluate_robustness(table_csv: Path, config_file: Path, tmp_path: Path)
     assert result.returncode == 2 and result.stderr.strip() == (
         "error: --levels must be numbers separated by commas, got 'half'"
     )
+
+
+def test_text_target_generates_through_the_cli(tmp_path: Path):
+    from tests.conftest import make_table
+
+    frame = make_table(tmp_path, rows=45, missing=False)
+    frame["words"] = [f"the {c} one" for c in frame["colour"]]
+    frame[["id", "image", "words"]].to_csv(tmp_path / "t.csv", index=False)
+    config = {
+        "inputs": [
+            {"name": "image", "type": "image", "encoder": {"name": "cnn", "channels": [4, 8], "out_dim": 8}}
+        ],
+        "outputs": [{"name": "words", "type": "text", "head": {"name": "decoder", "dim": 32, "depth": 1}}],
+        "trainer": {"epochs": 15, "batch_size": 8, "learning_rate": 0.005, "progress": False},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    assert plait("train", tmp_path / "t.csv", "-c", tmp_path / "c.yaml", "--out", run).returncode == 0
+    result = plait("evaluate", run, tmp_path / "t.csv", "--json")
+    metrics = json.loads(result.stdout)
+    assert set(metrics) == {"bleu", "chrf", "exact_match", "wer"} and metrics["exact_match"] > 0.9
+    out = tmp_path / "p.csv"
+    assert plait("predict", run, tmp_path / "t.csv", "--output", out).returncode == 0
+    preds = pd.read_csv(out)
+    assert (preds["words"] == frame["words"]).mean() > 0.9

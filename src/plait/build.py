@@ -60,6 +60,8 @@ def validate_components(config: PlaitConfig) -> None:
         spec = head_spec(out.type, out.head)
         _check_type(HEADS, spec, out.type, out.name)
         HEADS.check_params(spec.name, spec.params)
+        if config.fusion.name == "late" and HEADS.get(spec.name).builder.wants_tokens:
+            raise ConfigError(f"late fusion cannot combine {spec.name} heads; choose another fusion")
 
 
 def build_model(
@@ -82,6 +84,7 @@ def build_model(
     for out in config.outputs:
         spec = head_spec(out.type, out.head)  # type: ignore[arg-type]
         kwargs = target_processors[out.name].head_kwargs()
+        kwargs = {**kwargs, "token_dims": in_dims}  # for heads that attend over tokens
         if isinstance(fusion, LateFusion):  # model-level: one head per input, combined
             per_input = {key: _build_head(spec, dim, kwargs) for key, dim in in_dims.items()}
             heads[out.name] = fusion.wrap(per_input)

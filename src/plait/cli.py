@@ -49,7 +49,10 @@ def user_errors(fn: F) -> F:
 
 # Options shared by `train` and `cv`.
 Data = Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL table.")]
-Label = Annotated[list[str], typer.Option("--label", "-l", help="Target column (repeatable).")]
+Label = Annotated[
+    list[str] | None,
+    typer.Option("--label", "-l", help="Target column (repeatable); or outputs: in the config."),
+]
 ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config.")]
 Epochs = Annotated[int | None, typer.Option(help="Training epochs.")]
 Seed = Annotated[int | None, typer.Option(help="Random seed.")]
@@ -123,7 +126,7 @@ def demo(
 @user_errors
 def train(
     data: Data,
-    label: Label,
+    label: Label = None,
     config: ConfigFile = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
     epochs: Epochs = None,
@@ -158,7 +161,7 @@ def train(
 @user_errors
 def cv(
     data: Data,
-    label: Label,
+    label: Label = None,
     folds: Annotated[int, typer.Option(help="Number of folds.")] = 5,
     config: ConfigFile = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the fold runs.")] = None,

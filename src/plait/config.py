@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from plait.errors import ConfigError
 
 InputType = Literal["image", "audio", "text", "numeric", "category"]
-TargetType = Literal["category", "binary", "numeric"]
+TargetType = Literal["category", "binary", "numeric", "text"]
 # Types a column may be given with `--type COL=TYPE`; `ignore` keeps a column out of
 # the model (ids are carried through to predictions), `split` marks train/val/test.
 COLUMN_TYPES: tuple[str, ...] = ("image", "audio", "text", "numeric", "category", "binary", "ignore", "split")
@@ -35,6 +35,7 @@ DEFAULT_HEADS: dict[str, str] = {
     "category": "classification",
     "binary": "binary",
     "numeric": "regression",
+    "text": "decoder",
 }
 
 

@@ -41,7 +41,13 @@ class MultimodalModel(nn.Module):
         if self.missing is not None:
             outputs = {k: self._fill_missing(k, out, present[k]) for k, out in outputs.items()}
             present = {k: torch.ones_like(p) for k, p in present.items()}
-        return self.fusion(outputs, present)
+        fused = self.fusion(outputs, present)
+        fused.inputs, fused.present = outputs, present
+        return fused
+
+    @staticmethod
+    def head_input(head: Head, fused: FusedOutput) -> Tensor | FusedOutput:
+        return fused if head.wants_tokens else fused.pooled
 
     def _fill_missing(self, key: str, out: EncoderOutput, present: Tensor) -> EncoderOutput:
         """Absent rows → one real token holding the learned embedding (B, T, D)."""
@@ -55,9 +61,9 @@ class MultimodalModel(nn.Module):
         return EncoderOutput(tokens, mask, pooled)
 
     def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Raw head outputs per target (logits, or standardised values)."""
-        fused = self.fuse(inputs, present).pooled  # (B, D)
-        return {name: head(fused) for name, head in self.heads.items()}
+        """Raw head outputs per target (logits, standardised values, or generated ids)."""
+        fused = self.fuse(inputs, present)
+        return {name: head(self.head_input(head, fused)) for name, head in self.heads.items()}
 
     def predict(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
         """Activated outputs per target: probabilities, or values in the label's units."""

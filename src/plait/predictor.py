@@ -6,6 +6,7 @@ import shutil
 import warnings
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -17,12 +18,15 @@ from plait.build import build_model
 from plait.config import PlaitConfig
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
-from plait.data.processors import BinaryTarget, CategoryTarget, InputProcessor, TargetProcessor
+from plait.data.processors import BinaryTarget, CategoryTarget, InputProcessor, TargetProcessor, TextTarget
+from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
 from plait.data.table import read_table
-from plait.errors import RunFolderError
+from plait.errors import ConfigError, RunFolderError
+from plait.evaluation.generation import references, text_metrics
 from plait.evaluation.metrics import TaskMetrics, flatten
 from plait.evaluation.robustness import DEFAULT_LEVELS, Robustness, evaluate_robustness
+from plait.heads.decoder import DecoderHead
 from plait.model import MultimodalModel
 from plait.runfolder import read_run, staging
 
@@ -93,13 +97,18 @@ class Predictor:
             for t, out in self.model.predict(batch.inputs, present).items():
                 preds[t].append(out)
         targets = {t: v[dataset.keep] for t, v in dataset.targets.items()}
-        return {t: torch.cat(p) for t, p in preds.items()}, targets
+        return {t: _concat(p) for t, p in preds.items()}, targets
 
     # -- public API -----------------------------------------------------------
     def evaluate_dataset(self, dataset: TableDataset, drop: Collection[str] = ()) -> dict[str, float]:
         preds, targets = self._outputs(dataset, drop)
         per_target = {}
         for t, proc in self.targets.items():
+            if isinstance(proc, TextTarget):  # generated text against every reference
+                texts = [dataset.target_texts[t][i] for i in dataset.keep.tolist()]
+                refs = references(texts, dataset.input_groups())
+                per_target[t] = text_metrics(proc.decode(preds[t]), refs)
+                continue
             metrics = TaskMetrics(proc.kind, proc.num_classes)
             metrics.update(preds[t], targets[t])
             per_target[t] = metrics.compute()
@@ -141,9 +150,35 @@ class Predictor:
                 result[t] = [proc.classes_[i] for i in p.argmax(1)]
                 for i, name in enumerate(proc.classes_):
                     result[f"{t}_prob_{name}"] = p[:, i]
+            elif isinstance(proc, TextTarget):
+                result[t] = proc.decode(preds[t])
             else:
                 result[t] = p
         return result
+
+    def generate(
+        self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None, **decoding: Any
+    ) -> pd.DataFrame:
+        """`predict` with decoding options for text targets: decoding (greedy, beam,
+        sample), beam_width, length_penalty, temperature, top_k, top_p, max_length."""
+        heads = [h for h in self.model.heads.values() if isinstance(h, DecoderHead)]
+        if not heads:
+            raise ConfigError("generate() needs a run with a text target")
+        unknown = sorted(set(decoding) - {*heads[0].options, "max_length"})
+        if unknown:
+            raise ConfigError(
+                f"unknown decoding option(s) {', '.join(unknown)}; "
+                f"valid: {', '.join(heads[0].options)}, max_length"
+            )
+        saved = [(h.options, h.max_length) for h in heads]
+        try:
+            for h in heads:
+                h.options = {**h.options, **{k: v for k, v in decoding.items() if k != "max_length"}}
+                h.max_length = min(h.max_length, int(decoding.get("max_length", h.max_length)))
+            return self.predict(data, base_dir)
+        finally:
+            for h, (options, length) in zip(heads, saved, strict=True):
+                h.options, h.max_length = options, length
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Copy the run folder to `path` (atomically)."""
@@ -153,3 +188,11 @@ class Predictor:
         with staging(path, overwrite) as tmp:
             shutil.copytree(self.run_dir, tmp, dirs_exist_ok=True)
         return path
+
+
+def _concat(outputs: list[Tensor]) -> Tensor:
+    """Batches → one tensor; generated ids (B, L) are padded to the longest batch's L."""
+    if outputs and outputs[0].dtype == torch.long and outputs[0].dim() == 2:
+        width = max(o.shape[1] for o in outputs)
+        outputs = [torch.nn.functional.pad(o, (0, width - o.shape[1]), value=PAD) for o in outputs]
+    return torch.cat(outputs)

@@ -35,10 +35,10 @@ class MultimodalSystem(L.LightningModule):
         return self.model.predict(inputs, present)
 
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        fused = self.model.fuse(batch.inputs, batch.present).pooled  # (B, D)
+        fused = self.model.fuse(batch.inputs, batch.present)
         raw, loss = {}, 0.0
         for t, head in self.model.heads.items():
-            raw[t], head_loss = head.forward_loss(fused, batch.targets[t])
+            raw[t], head_loss = head.forward_loss(self.model.head_input(head, fused), batch.targets[t])
             loss = loss + self.loss_weights[t] * head_loss
         return loss, raw  # type: ignore[return-value]
 

@@ -31,8 +31,11 @@ class TableDataset(Dataset[Batch]):
         targets: Mapping[str, Tensor] | None = None,
         training: bool = False,
         skip_bad_rows: bool = False,
+        target_texts: Mapping[str, list[str]] | None = None,
     ) -> None:
         self.columns = dict(columns)
+        # Text targets as strings (unknown words kept), the references generation is scored on.
+        self.target_texts = dict(target_texts or {})
         self.processors = dict(processors)
         self.targets = dict(targets or {})
         self.training = training
@@ -60,7 +63,19 @@ class TableDataset(Dataset[Batch]):
                 processor.base_dir = base_dir
             columns[name] = processor.transform(processor.select(frame, name), name, on_bad_row=on_bad_row)
         targets = {n: p.transform(frame[n], n) for n, p in (target_processors or {}).items()}
-        return cls(columns, processors, targets, training, skip_bad_rows=on_bad_row == "skip")
+        texts = {n: p.normalise(frame[n]) for n, p in (target_processors or {}).items() if p.kind == "text"}
+        return cls(columns, processors, targets, training, on_bad_row == "skip", texts)  # type: ignore[attr-defined]
+
+    def input_groups(self) -> list[tuple]:
+        """Per kept row, a key equal for rows with the same inputs (same files, same text)."""
+        keys = []
+        for column in self.columns.values():
+            if column.index is not None:
+                keys.append(column.index[self.keep].tolist())
+            else:
+                values = column.values[self.keep].reshape(len(self.keep), -1).numpy()
+                keys.append([row.tobytes() for row in values])
+        return list(zip(*keys, strict=True))
 
     def __len__(self) -> int:
         return len(self.keep)

@@ -27,7 +27,7 @@ from plait.data.table import infer_types
 from plait.errors import ConfigError, DataError
 
 INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
-TARGET_TYPES = ("category", "binary", "numeric")
+TARGET_TYPES = ("category", "binary", "numeric", "text")
 
 
 def check_columns(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:

@@ -1,6 +1,7 @@
 """Task metrics with stable names, computed with torchmetrics.
 
-classification: accuracy, macro_f1 (+ roc_auc for binary); regression: rmse, mae, r2.
+classification: accuracy, macro_f1 (+ roc_auc for binary); regression: rmse, mae, r2;
+text, while training: token_accuracy (generated text is scored in generation.py).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from torch import Tensor, nn
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 from torchmetrics.classification import BinaryAUROC, MulticlassAccuracy, MulticlassF1Score
 
+from plait.data.processors.text_target import PAD
+
 # The metric each target type is judged by (model selection and summaries).
-PRIMARY_METRIC = {"category": "accuracy", "binary": "accuracy", "numeric": "rmse"}
+PRIMARY_METRIC = {"category": "accuracy", "binary": "accuracy", "numeric": "rmse", "text": "bleu"}
 
 
 class TaskMetrics(nn.Module):
@@ -24,7 +27,11 @@ class TaskMetrics(nn.Module):
     def __init__(self, target_type: str, num_classes: int = 0) -> None:
         super().__init__()
         self.target_type = target_type
-        if target_type == "numeric":
+        if target_type == "text":  # during training: teacher-forced next-token accuracy
+            self.metrics = MetricCollection(
+                {"token_accuracy": MulticlassAccuracy(num_classes, average="micro", ignore_index=PAD)}
+            )
+        elif target_type == "numeric":
             self.metrics = MetricCollection(
                 {"rmse": MeanSquaredError(squared=False), "mae": MeanAbsoluteError(), "r2": R2Score()}
             )
@@ -40,6 +47,9 @@ class TaskMetrics(nn.Module):
                 self.auroc = BinaryAUROC()
 
     def update(self, pred: Tensor, target: Tensor) -> None:
+        if self.target_type == "text":  # pred (B, L-1) next tokens of target (B, L)
+            self.metrics.update(pred.reshape(-1), target[:, 1:].reshape(-1))
+            return
         if self.target_type == "binary":
             self.auroc.update(pred, target.long())
             pred = torch.stack([1 - pred, pred], dim=1)  # (B, 2) for the multiclass metrics

@@ -34,7 +34,7 @@ from plait.evaluation.corruptions import CORRUPTIONS, Corruption
 if TYPE_CHECKING:
     from plait.predictor import Predictor
 
-ROBUSTNESS_METRIC = {"category": "accuracy", "binary": "accuracy", "numeric": "r2"}
+ROBUSTNESS_METRIC = {"category": "accuracy", "binary": "accuracy", "numeric": "r2", "text": "bleu"}
 DEFAULT_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -161,7 +161,11 @@ def _noise_curves(
                 rng = np.random.default_rng([seed, k, c, round(level * 1000)])
                 column = _corrupted_column(processor, key, frame, corruption, columns, level, rng, on_bad)
                 dataset = TableDataset(
-                    {**clean.columns, key: column}, clean.processors, clean.targets, skip_bad_rows=clean.skip
+                    {**clean.columns, key: column},
+                    clean.processors,
+                    clean.targets,
+                    skip_bad_rows=clean.skip,
+                    target_texts=clean.target_texts,
                 )
                 score = predictor.evaluate_dataset(dataset)[metric]
                 rows.append({"input": key, "corruption": corruption.name, "level": level, metric: score})

@@ -16,6 +16,10 @@ class FusedOutput:
     pooled: Tensor  # (B, out_dim)
     tokens: Tensor | None = None  # (B, T, D) for fusions that keep a sequence
     token_mask: Tensor | None = None  # (B, T) bool
+    # Set by the model: every input's encoder output and presence mask, for heads that
+    # attend over tokens (text generation) rather than read the pooled vector.
+    inputs: dict[str, EncoderOutput] | None = None
+    present: dict[str, Tensor] | None = None
 
 
 class Fusion(nn.Module):

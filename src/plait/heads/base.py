@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor, nn
 
 from plait.registry import Registry
@@ -9,7 +11,13 @@ from plait.registry import Registry
 
 class Head(nn.Module):
     """`forward(fused (B, D)) -> raw (B, …)`, `loss(raw, target) -> scalar`,
-    `activate(raw) -> predictions` (probabilities or values in the label's units)."""
+    `activate(raw) -> predictions` (probabilities or values in the label's units).
+
+    A head with `wants_tokens` gets the whole `FusedOutput` (the inputs' tokens too)
+    instead of the pooled vector.
+    """
+
+    wants_tokens: ClassVar[bool] = False
 
     def loss(self, raw: Tensor, target: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -12,6 +12,7 @@ from plait.data.processors.targets import (
     TargetProcessor,
 )
 from plait.data.processors.text import TextProcessor
+from plait.data.processors.text_target import TextTarget
 
 INPUT_PROCESSORS: dict[str, type[InputProcessor]] = {
     "image": ImageProcessor,
@@ -27,6 +28,7 @@ TARGET_PROCESSORS: dict[str, type[TargetProcessor]] = {
     "category": CategoryTarget,
     "binary": BinaryTarget,
     "numeric": NumericTarget,
+    "text": TextTarget,
 }
 
 __all__ = [
@@ -45,4 +47,5 @@ __all__ = [
     "TabularProcessor",
     "TargetProcessor",
     "TextProcessor",
+    "TextTarget",
 ]
