@@ -117,7 +117,8 @@ class Predictor:
     def evaluate(
         self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None
     ) -> dict[str, float]:
-        """Metrics on a labelled table: accuracy, macro_f1 (roc_auc) or rmse, mae, r2."""
+        """Metrics on a labelled table: accuracy, macro_f1 (roc_auc); rmse, mae, r2; or for
+        text targets bleu, chrf, exact_match, wer."""
         _, dataset = self._dataset(data, with_targets=True, base_dir=base_dir)
         return self.evaluate_dataset(dataset)
 
