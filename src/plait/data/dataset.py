@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from plait.data.collate import Batch
-from plait.data.processors import Encoded, InputProcessor, TargetProcessor
+from plait.data.processors import Encoded, InputProcessor, TargetProcessor, TextTarget
 
 
 class TableDataset(Dataset[Batch]):
@@ -63,8 +63,12 @@ class TableDataset(Dataset[Batch]):
                 processor.base_dir = base_dir
             columns[name] = processor.transform(processor.select(frame, name), name, on_bad_row=on_bad_row)
         targets = {n: p.transform(frame[n], n) for n, p in (target_processors or {}).items()}
-        texts = {n: p.normalise(frame[n]) for n, p in (target_processors or {}).items() if p.kind == "text"}
-        return cls(columns, processors, targets, training, on_bad_row == "skip", texts)  # type: ignore[attr-defined]
+        texts = {
+            n: p.normalise(frame[n])
+            for n, p in (target_processors or {}).items()
+            if isinstance(p, TextTarget)
+        }
+        return cls(columns, processors, targets, training, on_bad_row == "skip", texts)
 
     def input_groups(self) -> list[tuple]:
         """Per kept row, a key equal for rows with the same inputs (same files, same text)."""

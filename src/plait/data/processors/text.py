@@ -24,6 +24,29 @@ ENGLISH_STOP_WORDS = frozenset(
 )
 
 
+def word_tokenizer(lowercase: bool, vocab: list[str] | None = None) -> Tokenizer:
+    """A word-level tokenizer: NFKC, optional lower-casing, words and punctuation apart;
+    `vocab` (position = id) for a fitted one, None for one to train."""
+    model = (
+        WordLevel({w: i for i, w in enumerate(vocab)}, unk_token=UNK) if vocab else WordLevel(unk_token=UNK)
+    )
+    tokenizer = Tokenizer(model)
+    steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else [])
+    tokenizer.normalizer = normalizers.Sequence(steps)
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    return tokenizer
+
+
+def train_word_vocab(
+    texts: list[str], lowercase: bool, vocab_size: int, min_frequency: int, specials: list[str]
+) -> list[str]:
+    """The vocabulary (position = id, `specials` first) trained on `texts`."""
+    tokenizer = word_tokenizer(lowercase)
+    trainer = WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials)
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return [w for w, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+
+
 class TextProcessor(InputProcessor):
     """Strings → token ids (N, max_length) int64, 0 = padding, 1 = unknown word."""
 
@@ -55,30 +78,18 @@ class TextProcessor(InputProcessor):
             return frozenset(w.lower() if self.lowercase else w for w in self.stop_words)
         raise ConfigError(f"stop_words must be 'english', a list of words or null, got {self.stop_words!r}")
 
-    def _empty_tokenizer(self, vocab: dict[str, int] | None = None) -> Tokenizer:
-        tokenizer = Tokenizer(WordLevel(vocab, unk_token=UNK) if vocab else WordLevel(unk_token=UNK))
-        steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if self.lowercase else [])
-        tokenizer.normalizer = normalizers.Sequence(steps)
-        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()  # words and punctuation
-        return tokenizer
-
     @property
     def tokenizer(self) -> Tokenizer:
         self.check_fitted()
         if self._tokenizer is None:  # rebuilt from the saved vocabulary after loading
-            self._tokenizer = self._empty_tokenizer({w: i for i, w in enumerate(self.vocab_)})
+            self._tokenizer = word_tokenizer(self.lowercase, self.vocab_)
         return self._tokenizer
 
     def fit(self, values: pd.Series, column: str = "text", on_bad_row: str = "error") -> TextProcessor:
         texts = [str(v) for v in values.tolist() if not is_empty(v)]
         self._stop_set()  # validate the option before the (slower) training
-        tokenizer = self._empty_tokenizer()
-        trainer = WordLevelTrainer(
-            vocab_size=self.vocab_size, min_frequency=self.min_frequency, special_tokens=[PAD, UNK]
-        )
-        tokenizer.train_from_iterator(texts, trainer=trainer)
-        vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-        self.vocab_ = [w for w, _ in vocab]  # position = id; [PAD]=0, [UNK]=1
+        # position = id; [PAD]=0, [UNK]=1
+        self.vocab_ = train_word_vocab(texts, self.lowercase, self.vocab_size, self.min_frequency, [PAD, UNK])
         self._tokenizer = None
         lengths = [len(ids) for ids in self._ids(texts)] or [1]
         self.max_length_ = max(

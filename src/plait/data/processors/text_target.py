@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tokenizers import Tokenizer, normalizers, pre_tokenizers
-from tokenizers.models import WordLevel
-from tokenizers.trainers import WordLevelTrainer
+from tokenizers import Tokenizer
 from torch import Tensor
 
 from plait.data.processors.base import is_empty
 from plait.data.processors.targets import TargetProcessor, check_no_missing
+from plait.data.processors.text import train_word_vocab, word_tokenizer
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
@@ -46,18 +45,11 @@ class TextTarget(TargetProcessor):
         self.length_percentile = length_percentile
         self._tokenizer: Tokenizer | None = None
 
-    def _empty(self, vocab: dict[str, int] | None = None) -> Tokenizer:
-        tokenizer = Tokenizer(WordLevel(vocab, unk_token="[UNK]") if vocab else WordLevel(unk_token="[UNK]"))
-        steps = [normalizers.NFKC()] + ([normalizers.Lowercase()] if self.lowercase else [])
-        tokenizer.normalizer = normalizers.Sequence(steps)
-        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-        return tokenizer
-
     @property
     def tokenizer(self) -> Tokenizer:
         self.check_fitted()
         if self._tokenizer is None:
-            self._tokenizer = self._empty({w: i for i, w in enumerate(self.vocab_)})
+            self._tokenizer = word_tokenizer(self.lowercase, self.vocab_)
         return self._tokenizer
 
     @property
@@ -67,12 +59,7 @@ class TextTarget(TargetProcessor):
     def fit(self, values: pd.Series, column: str = "label") -> TextTarget:
         check_no_missing(values, column)
         texts = [str(v) for v in values.tolist() if not is_empty(v)]
-        tokenizer = self._empty()
-        trainer = WordLevelTrainer(
-            vocab_size=self.vocab_size, min_frequency=self.min_frequency, special_tokens=SPECIALS
-        )
-        tokenizer.train_from_iterator(texts, trainer=trainer)
-        self.vocab_ = [w for w, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+        self.vocab_ = train_word_vocab(texts, self.lowercase, self.vocab_size, self.min_frequency, SPECIALS)
         self._tokenizer = None
         lengths = [len(e.ids) for e in self.tokenizer.encode_batch(texts)] or [1]
         self.max_length_ = max(

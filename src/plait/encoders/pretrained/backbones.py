@@ -64,6 +64,12 @@ def weights_hash(paths: list[Path]) -> str:
     return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
 
 
+def masked_mean(hidden: Tensor, mask: Tensor) -> Tensor:
+    """(B, T, D) → (B, D): the mean over the real positions of `mask` (B, T)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
 class Backbone(nn.Module):
     out_dim: int
     source: str  # where the weights were read from
@@ -93,9 +99,7 @@ class TextBackbone(Backbone):
         mask = ids != self.pad_id
         mask[:, 0] = True  # [CLS] (or the first token) is always real
         hidden = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, L, D)
-        weights = mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)  # (B, D)
-        return EncoderOutput(hidden, mask, pooled)
+        return EncoderOutput(hidden, mask, masked_mean(hidden, mask))
 
     def blocks(self) -> list[nn.Module]:
         encoder = getattr(self.model, "encoder", None)
@@ -143,9 +147,7 @@ class AudioBackbone(Backbone):
         lengths = self.model._get_feat_extract_output_lengths(mask.sum(1))  # samples → frames
         frames = torch.arange(hidden.shape[1], device=hidden.device) < lengths.unsqueeze(1)  # (B, T)
         frames[:, 0] = True
-        weights = frames.unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * weights).sum(1) / weights.sum(1)
-        return EncoderOutput(hidden, frames, pooled)
+        return EncoderOutput(hidden, frames, masked_mean(hidden, frames))
 
     def blocks(self) -> list[nn.Module]:
         return list(self.model.encoder.layers)
