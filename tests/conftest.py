@@ -60,6 +60,15 @@ def make_table(folder: Path, rows: int = 60, seed: int = 0, missing: bool = True
     return frame
 
 
+def add_tags(frame: pd.DataFrame) -> pd.DataFrame:
+    """A multilabel `tags` column ("cool|north"): learnable from the colour and the shop;
+    red squares from the south have no tag (`[]`, the empty set in a CSV)."""
+    by_colour = {"red": [], "green": ["cool", "natural"], "blue": ["cool"]}
+    pairs = zip(frame["colour"], frame["shop"], strict=True)
+    tags = [by_colour[c] + (["north"] if s == "north" else []) for c, s in pairs]
+    return frame.assign(tags=["|".join(t) if t else "[]" for t in tags])
+
+
 @pytest.fixture
 def table_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "data"

@@ -244,3 +244,43 @@ def test_text_target_generates_through_the_cli(tmp_path: Path):
     assert plait("predict", run, tmp_path / "t.csv", "--output", out).returncode == 0
     preds = pd.read_csv(out)
     assert (preds["words"] == frame["words"]).mean() > 0.9
+
+
+def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_path: Path):
+    from plait.predictor import Predictor
+    from tests.conftest import add_tags, make_table
+
+    add_tags(make_table(table_dir)).to_csv(table_dir / "tags.csv", index=False)
+    head = {"name": "multilabel", "pos_weight": "balanced"}
+    config = tiny_config(outputs=[{"name": "tags", "head": head, "loss_weight": 0.5}])
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    table = table_dir / "tags.csv"
+    args = ["--label", "colour", "--label", "tags", "--type", "tags=multilabel", "-c", tmp_path / "c.yaml"]
+    result = plait("train", table, *args, "--out", run, "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+
+    labels = ["cool", "natural", "north"]
+    saved = json.loads((run / "processors.json").read_text())["targets"]["tags"]
+    assert saved["kind"] == "multilabel" and saved["fitted"]["classes_"] == labels
+    thresholds = json.loads((run / "metrics.json").read_text())["thresholds"]
+    assert thresholds == {"tags": dict(zip(labels, saved["fitted"]["thresholds_"], strict=True))}
+
+    result = plait("evaluate", run, table, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    expected = {"colour/accuracy", "colour/macro_f1"} | {
+        f"tags/{m}" for m in ("micro_f1", "macro_f1", "mean_ap", "subset_accuracy")
+    }
+    assert set(metrics) == expected
+
+    out = tmp_path / "p.parquet"
+    result = plait("predict", run, table, "--output", out)
+    assert result.returncode == 0, result.stderr
+    from_cli = pd.read_parquet(out)
+    loaded = Predictor.load(run)
+    pd.testing.assert_frame_equal(loaded.predict(table), from_cli)
+    assert loaded.evaluate(table) == pytest.approx(metrics)
+    assert {f"tags_prob_{name}" for name in labels} <= set(from_cli.columns)
+    called = [set(filter(None, cell.split("|"))) for cell in from_cli["tags"]]
+    assert all(c <= set(labels) for c in called)

@@ -205,3 +205,45 @@ def test_learned_missing_embedding_trains_saves_and_loads(table_dir: Path, tmp_p
     pd.testing.assert_frame_equal(
         predictor.predict(table_dir / "holes.csv"), reloaded.predict(table_dir / "holes.csv")
     )
+
+
+@pytest.mark.parametrize("combine", ["mean", "stacking"])
+def test_multilabel_lists_in_parquet_with_late_fusion(table_dir: Path, tmp_path: Path, combine: str):
+    from tests.conftest import add_tags
+
+    frame = add_tags(pd.read_csv(table_dir / "table.csv"))
+    frame["tags"] = [[] if t == "[]" else t.split("|") for t in frame["tags"]]  # Parquet lists
+    table = table_dir / "tags.parquet"
+    frame.to_parquet(table)
+    config = tiny_config(fusion={"name": "late", "combine": combine})  # type inferred from the lists
+    predictor = plait.fit(table, label="tags", config=config, out=tmp_path / "r", verbose=False)
+    assert predictor.config.outputs[0].type == "multilabel"
+    reloaded = plait.load(tmp_path / "r")
+    pd.testing.assert_frame_equal(predictor.predict(table), reloaded.predict(table))
+    assert set(reloaded.evaluate(table)) == {"micro_f1", "macro_f1", "mean_ap", "subset_accuracy"}
+
+    frame.at[3, "tags"] = ["north", "purple"]
+    frame.at[8, "tags"] = ["teal"]
+    with pytest.raises(DataError, match=r"labels not seen in training in rows 4, 9: 'purple', 'teal'"):
+        reloaded.evaluate(frame, base_dir=table_dir)
+
+
+@pytest.mark.parametrize(
+    ("output", "cell", "error", "match"),
+    [
+        ({"preprocessing": {"sep": ";"}}, None, ConfigError, "unknown multilabel preprocessing option.*sep"),
+        ({"head": {"name": "multilabel", "pos_weight": "often"}}, None, ConfigError, "pos_weight must be"),
+        ({"head": "classification"}, None, ConfigError, "head 'classification' does not take multilabel"),
+        ({}, float("nan"), DataError, r"label column 'tags' is empty in 1 of 60 rows \(rows 3\)"),
+    ],
+)
+def test_multilabel_user_errors(table_dir: Path, tmp_path: Path, output, cell, error, match):
+    from tests.conftest import add_tags
+
+    frame = add_tags(pd.read_csv(table_dir / "table.csv"))
+    if cell is not None:
+        frame.loc[2, "tags"] = cell
+    config = tiny_config(outputs=[{"name": "tags", "type": "multilabel", **output}])
+    with pytest.raises(error, match=match):
+        plait.fit(frame, config=config, out=tmp_path / "run", base_dir=table_dir, verbose=False)
+    assert not (tmp_path / "run").exists()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -85,6 +86,10 @@ def user_config(path: Path | None, on_bad_row: str | None, fusion: str | None = 
     return cfg
 
 
+def split_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
 def print_metrics(metrics: dict[str, float], title: str) -> None:
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
@@ -135,6 +140,13 @@ def train(
     fusion: FusionName = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
+    retrieval: Annotated[
+        str | None,
+        typer.Option(
+            help="Embed these image/text/audio columns into one space (comma-separated, e.g. "
+            "image,caption): a contrastive retrieval task, alone or beside --label targets."
+        ),
+    ] = None,
 ) -> None:
     """Train a model on your own table."""
     from plait.data.schema import parse_type_overrides
@@ -143,6 +155,7 @@ def train(
     predictor = fit(
         data,
         label=label,
+        retrieval=split_list(retrieval) if retrieval else None,
         config=user_config(config, on_bad_row, fusion),
         out=out_dir,
         epochs=epochs,
@@ -339,6 +352,94 @@ def predict(
     finally:
         tmp.unlink(missing_ok=True)
     err.print(f"wrote {len(frame)} predictions to {output}")
+
+
+@app.command()
+@user_errors
+def embed(
+    run: Annotated[Path, typer.Argument(help="Retrieval run folder.")],
+    data: Annotated[Path, typer.Argument(help="Table holding the column to embed.")],
+    column: Annotated[str, typer.Option("--column", help="Tower column to embed.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help=".parquet, or .npy (rows in FILE.rows.csv beside it).")
+    ],
+) -> None:
+    """Write unit-length embeddings of one column, one per row, with the row ids."""
+    from plait.predictor import Predictor
+
+    embeddings = Predictor.load(run).embed(data, column)
+    embeddings.save(output)
+    missing = int(np.isnan(embeddings.vectors).any(1).sum())
+    note = f" ({missing} empty or unreadable cells left as NaN)" if missing else ""
+    print(f"wrote {len(embeddings.vectors)} {column} embeddings to {output}{note}", file=sys.stderr)
+
+
+@app.command()
+@user_errors
+def search(
+    run: Annotated[Path, typer.Argument(help="Retrieval run folder.")],
+    index: Annotated[Path, typer.Option(help="Table to search, or embeddings from plait embed.")],
+    query: Annotated[list[str], typer.Option(help="Text, or a path to an image/audio file (repeatable).")],
+    top: Annotated[int, typer.Option(help="Hits per query.")] = 10,
+    query_column: Annotated[
+        str | None, typer.Option(help="Tower of the query (default: by its type).")
+    ] = None,
+    index_column: Annotated[
+        str | None, typer.Option(help="Tower to search (default: the other one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records, nothing else.")] = False,
+) -> None:
+    """The nearest distinct items of an index to each query."""
+    from plait.predictor import Predictor
+
+    hits = Predictor.load(run).search(query, index, top, query_column, index_column)
+    if as_json:
+        print(hits.to_json(orient="records"))
+        return
+    table = Table(title=f"top {top} in {index}", title_justify="left")
+    for name in hits.columns:
+        table.add_column(name, justify="right" if name in ("rank", "score", "row") else "left")
+    for record in hits.itertuples(index=False):
+        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in record))
+    out.print(table)
+
+
+@app.command(name="zero-shot")
+@user_errors
+def zero_shot_command(
+    run: Annotated[Path, typer.Argument(help="Retrieval run folder.")],
+    data: Annotated[Path, typer.Argument(help="Table of items to classify.")],
+    column: Annotated[str, typer.Option("--column", help="Tower column holding the items.")],
+    labels: Annotated[str, typer.Option(help="Class names, comma-separated.")],
+    template: Annotated[
+        str, typer.Option(help="Prompt per class; {label} is replaced.")
+    ] = "a photo of a {label}",
+    truth: Annotated[str | None, typer.Option(help="Column with the true class: print accuracy.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV to write the predictions to.")
+    ] = None,
+) -> None:
+    """Classify items with no training, by their similarity to one text prompt per class."""
+
+    from plait.data.table import read_table
+    from plait.predictor import Predictor
+
+    result = Predictor.load(run).zero_shot(data, column, split_list(labels), template)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result.to_csv(output, index=False)
+        err.print(f"wrote {len(result)} predictions to {output}")
+    if truth is not None:
+        frame = read_table(data).frame
+        if truth not in frame.columns:
+            raise PlaitError(f"--truth column {truth!r} not in {data}; columns: {', '.join(frame.columns)}")
+        scored = result["predicted"].notna()
+        right = (result["predicted"][scored] == frame[truth].astype(str).str.strip()[scored]).mean()
+        print_metrics(
+            {"accuracy": float(right), "rows": float(scored.sum())}, f"zero-shot {column} in {data}"
+        )
+    elif output is None:
+        out.print(result.head(20).to_string(index=False))
 
 
 def main() -> None:

@@ -16,10 +16,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from plait.errors import ConfigError
 
 InputType = Literal["image", "audio", "text", "numeric", "category"]
-TargetType = Literal["category", "binary", "numeric", "text"]
+TargetType = Literal["category", "binary", "numeric", "multilabel", "text", "retrieval"]
 # Types a column may be given with `--type COL=TYPE`; `ignore` keeps a column out of
 # the model (ids are carried through to predictions), `split` marks train/val/test.
-COLUMN_TYPES: tuple[str, ...] = ("image", "audio", "text", "numeric", "category", "binary", "ignore", "split")
+COLUMN_TYPES: tuple[str, ...] = (
+    "image",
+    "audio",
+    "text",
+    "numeric",
+    "category",
+    "binary",
+    "multilabel",
+    "ignore",
+    "split",
+)
 
 DEFAULT_ENCODERS: dict[str, str] = {
     "image": "cnn",
@@ -35,7 +45,9 @@ DEFAULT_HEADS: dict[str, str] = {
     "category": "classification",
     "binary": "binary",
     "numeric": "regression",
+    "multilabel": "multilabel",
     "text": "decoder",
+    "retrieval": "contrastive",
 }
 
 
@@ -77,6 +89,11 @@ class OutputConfig(_Strict):
     type: TargetType | None = None
     head: ComponentSpec | None = None
     loss_weight: float = Field(1.0, gt=0)
+    # Retrieval only: the tower columns (image, text, audio) embedded into one space;
+    # `name` is then the task's name, not a column.
+    columns: list[str] = Field(default_factory=list)
+    # Options of the target's processor, e.g. `{delimiter: ";"}` for a multilabel target.
+    preprocessing: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrainerConfig(_Strict):

@@ -14,20 +14,31 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model
 from torch import Tensor
 
+from plait import retrieval
 from plait.build import build_model
 from plait.config import PlaitConfig
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
-from plait.data.processors import BinaryTarget, CategoryTarget, InputProcessor, TargetProcessor, TextTarget
+from plait.data.processors import (
+    BinaryTarget,
+    CategoryTarget,
+    InputProcessor,
+    MultilabelTarget,
+    PairTarget,
+    TargetProcessor,
+    TextTarget,
+)
 from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
 from plait.data.table import read_table
 from plait.errors import ConfigError, RunFolderError
 from plait.evaluation.generation import references, text_metrics
 from plait.evaluation.metrics import TaskMetrics, flatten
+from plait.evaluation.retrieval import retrieval_metrics
 from plait.evaluation.robustness import DEFAULT_LEVELS, Robustness, evaluate_robustness
 from plait.heads.decoder import DecoderHead
 from plait.model import MultimodalModel
+from plait.retrieval import Embeddings
 from plait.runfolder import read_run, staging
 
 
@@ -68,7 +79,8 @@ class Predictor:
         needed = [c for key, p in self.processors.items() for c in p.source_columns(key)]
         check_columns(table.frame, dict.fromkeys(needed), "input")
         if with_targets:
-            check_columns(table.frame, self.targets, "label")
+            labels = [c for t, p in self.targets.items() for c in p.source_columns(t)]
+            check_columns(table.frame, dict.fromkeys(labels), "label")
         on_bad = self.config.on_bad_row
         if on_bad == "skip" and not with_targets:
             on_bad = "missing"  # predictions keep one row per input row
@@ -109,7 +121,11 @@ class Predictor:
                 refs = references(texts, dataset.input_groups())
                 per_target[t] = text_metrics(proc.decode(preds[t]), refs)
                 continue
-            metrics = TaskMetrics(proc.kind, proc.num_classes)
+            if isinstance(proc, PairTarget):  # embeddings: recall@k between the towers
+                per_target[t] = retrieval_metrics(preds[t], targets[t], proc.towers_)
+                continue
+            thresholds = proc.thresholds_ if isinstance(proc, MultilabelTarget) else None
+            metrics = TaskMetrics(proc.kind, proc.num_classes, thresholds)
             metrics.update(preds[t], targets[t])
             per_target[t] = metrics.compute()
         return flatten(per_target)
@@ -136,13 +152,19 @@ class Predictor:
 
     def predict(self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None) -> pd.DataFrame:
         """One row per input row, in order: id columns, then per target the predicted
-        label (or value) and, for classification, `<target>_prob_<class>` columns."""
+        label (or value) and, for classification, `<target>_prob_<class>` columns; for a
+        multilabel target the predicted labels joined by its delimiter ("" for none) and
+        `<target>_prob_<label>` columns."""
+        if all(isinstance(p, PairTarget) for p in self.targets.values()):
+            raise ConfigError("this is a retrieval run: use embed() / search() (plait embed, plait search)")
         frame, dataset = self._dataset(data, with_targets=False, base_dir=base_dir)
         preds, _ = self._outputs(dataset)
         ids = [c for c in self.config.id_columns if c in frame.columns]
         result = frame[ids].copy()
         for t, proc in self.targets.items():
             p = preds[t].float().numpy()
+            if isinstance(proc, PairTarget):  # embeddings come from embed(), not predict()
+                continue
             if isinstance(proc, BinaryTarget):
                 result[t] = [proc.classes_[int(v >= 0.5)] for v in p]
                 result[f"{t}_prob_{proc.classes_[0]}"] = 1 - p
@@ -151,6 +173,10 @@ class Predictor:
                 result[t] = [proc.classes_[i] for i in p.argmax(1)]
                 for i, name in enumerate(proc.classes_):
                     result[f"{t}_prob_{name}"] = p[:, i]
+            elif isinstance(proc, MultilabelTarget):
+                result[t] = proc.decode(preds[t])
+                probs = {f"{t}_prob_{name}": p[:, i] for i, name in enumerate(proc.classes_)}
+                result = result.assign(**probs)  # at once: there may be many labels
             elif isinstance(proc, TextTarget):
                 result[t] = proc.decode(preds[t])
             else:
@@ -180,6 +206,38 @@ class Predictor:
         finally:
             for h, (options, length) in zip(heads, saved, strict=True):
                 h.options, h.max_length = options, length
+
+    # -- retrieval runs (see retrieval.py) --------------------------------------
+    def embed(
+        self, data: str | Path | pd.DataFrame, column: str, base_dir: str | Path | None = None
+    ) -> Embeddings:
+        """Unit-length embeddings of one tower column, one per row (NaN where empty)."""
+        return retrieval.embed(self, data, column, base_dir)
+
+    def search(
+        self,
+        queries: str | list[str],
+        index: str | Path | pd.DataFrame | Embeddings,
+        top: int = 10,
+        query_column: str | None = None,
+        index_column: str | None = None,
+        base_dir: str | Path | None = None,
+    ) -> pd.DataFrame:
+        """The `top` nearest distinct items of `index` (a table or saved embeddings) per
+        query (text, or a media file path)."""
+        return retrieval.search(self, queries, index, top, query_column, index_column, base_dir)
+
+    def zero_shot(
+        self,
+        data: str | Path | pd.DataFrame,
+        column: str,
+        labels: list[str],
+        template: str = "a photo of a {label}",
+        text_column: str | None = None,
+        base_dir: str | Path | None = None,
+    ) -> pd.DataFrame:
+        """Classify a tower's items among `labels` by their similarity to text prompts."""
+        return retrieval.zero_shot(self, data, column, labels, template, text_column, base_dir)
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Copy the run folder to `path` (atomically)."""

@@ -9,6 +9,7 @@ from torch import Tensor
 from plait.config import TrainerConfig
 from plait.data.collate import Batch
 from plait.evaluation.metrics import TaskMetrics
+from plait.evaluation.retrieval import RetrievalMetrics
 from plait.model import MultimodalModel
 
 
@@ -22,13 +23,18 @@ class MultimodalSystem(L.LightningModule):
         num_classes: dict[str, int],
         loss_weights: dict[str, float],
         trainer_config: TrainerConfig,
+        towers: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.loss_weights = loss_weights
         self.cfg = trainer_config
+        towers = towers or {}  # retrieval targets: their tower columns
         self.val_metrics = torch.nn.ModuleDict(
-            {t: TaskMetrics(kind, num_classes[t]) for t, kind in target_types.items()}
+            {
+                t: RetrievalMetrics(towers[t]) if kind == "retrieval" else TaskMetrics(kind, num_classes[t])
+                for t, kind in target_types.items()
+            }
         )
 
     def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -75,7 +81,7 @@ class MultimodalSystem(L.LightningModule):
         for t, metrics in self.val_metrics.items():
             prefix = "val_" if len(self.val_metrics) == 1 else f"val_{t}/"
             for name, value in metrics.compute().items():
-                self.log(prefix + name, value, prog_bar=name in ("accuracy", "rmse"))
+                self.log(prefix + name, value, prog_bar=name in ("accuracy", "rmse", "recall@1"))
             metrics.reset()
 
     def _parameter_groups(self) -> list[dict]:

@@ -20,7 +20,7 @@ from rich.table import Table as RichTable
 from safetensors.torch import save_model
 
 from plait.build import build_model, encoder_spec, head_spec, validate_components
-from plait.config import InputConfig, PlaitConfig, load_config, parse_config
+from plait.config import InputConfig, OutputConfig, PlaitConfig, load_config, parse_config
 from plait.data.datamodule import make_loader, split_frame
 from plait.data.dataset import TableDataset
 from plait.data.processors import (
@@ -28,6 +28,8 @@ from plait.data.processors import (
     TARGET_PROCESSORS,
     FeatureProcessor,
     InputProcessor,
+    MultilabelTarget,
+    PairTarget,
     TabularProcessor,
     TargetProcessor,
 )
@@ -37,6 +39,7 @@ from plait.data.schema import input_units, is_tabular_group, resolve_config
 from plait.data.table import read_table
 from plait.encoders import ENCODERS
 from plait.errors import ConfigError, DataError, PlaitError
+from plait.evaluation.thresholds import tune_thresholds
 from plait.predictor import Predictor
 from plait.runfolder import staging, write_run
 from plait.system import MultimodalSystem
@@ -55,6 +58,7 @@ def fit(
     base_dir: str | Path | None = None,
     overwrite: bool = False,
     verbose: bool = True,
+    retrieval: list[str] | None = None,
 ) -> Predictor:
     """Train on a table and return a Predictor for the written run folder.
 
@@ -63,8 +67,14 @@ def fit(
     label:  target column(s); more may be declared under `outputs:` in the config.
     config: YAML path, dict or PlaitConfig; anything left out is inferred.
     types:  column → type overrides, as `--type COL=TYPE` on the command line.
+    retrieval: two or more image/text/audio columns to embed into one space (a
+            contrastive task named "retrieval"), as `--retrieval A,B`.
     """
     cfg = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
+    if retrieval:
+        if any(o.name == "retrieval" for o in cfg.outputs):
+            raise ConfigError("the config already has an output named 'retrieval'; drop --retrieval")
+        cfg.outputs.append(OutputConfig(name="retrieval", type="retrieval", columns=list(retrieval)))
     if epochs is not None:
         cfg.trainer.epochs = epochs
     if seed is not None:
@@ -75,7 +85,8 @@ def fit(
     validate_components(cfg)
     frame = table.frame
     for out_cfg in cfg.outputs:  # whole-table row numbers, before splitting
-        check_no_missing(frame[out_cfg.name], out_cfg.name)
+        if out_cfg.type != "retrieval":  # a row may lack one tower (that pair sits out)
+            check_no_missing(frame[out_cfg.name], out_cfg.name)
     out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
     if out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
         raise PlaitError(f"output folder {out_dir} already exists; choose another --out or pass --overwrite")
@@ -133,11 +144,20 @@ def fit_processors(
             by_group[group] = _fit_input(cfg, train, base_dir, key, members)  # type: ignore[index]
         processors[key] = by_group[group]  # type: ignore[index]
     labels = train if all_labels is None else all_labels
-    targets = {
-        o.name: TARGET_PROCESSORS[o.type]().fit((train if o.type == "numeric" else labels)[o.name], o.name)  # type: ignore[index]
-        for o in cfg.outputs
-    }
+    targets = {}
+    for o in cfg.outputs:
+        proc = make_target(o)
+        targets[o.name] = proc.fit(proc.select(train if o.type == "numeric" else labels, o.name), o.name)
+        if isinstance(proc, MultilabelTarget):  # label rates (for pos_weight) from training rows only
+            proc.fit_frequencies(train[o.name], o.name)
     return processors, targets
+
+
+def make_target(out: OutputConfig) -> TargetProcessor:
+    """An unfitted target processor with the output's options."""
+    if out.type == "retrieval":
+        return PairTarget(out.columns)
+    return TARGET_PROCESSORS[out.type].create(out.preprocessing, out.name)  # type: ignore[index]
 
 
 def _fit_input(
@@ -204,6 +224,7 @@ def _train(
         num_classes={t: p.num_classes for t, p in targets.items()},
         loss_weights={o.name: o.loss_weight for o in cfg.outputs},
         trainer_config=tc,
+        towers={o.name: o.columns for o in cfg.outputs if o.type == "retrieval"},
     )
     work = folder / "_work"  # checkpoints and raw logs; removed before the run is final
     checkpoint = ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_loss", save_weights_only=True)
@@ -249,6 +270,7 @@ def _train(
     shutil.rmtree(work, ignore_errors=True)
 
     predictor = Predictor(cfg, processors, targets, model)
+    thresholds = _tune_thresholds(predictor, datasets["val"])
     metrics: dict[str, Any] = {"validation": predictor.evaluate_dataset(datasets["val"])}
     if "test" in datasets:
         metrics["test"] = predictor.evaluate_dataset(datasets["test"])
@@ -260,7 +282,22 @@ def _train(
         train_samples_per_second=round(trainer.current_epoch * len(datasets["train"]) / train_seconds, 1),
         rows={k: len(v) for k, v in datasets.items()},
     )
+    if thresholds:
+        metrics["thresholds"] = thresholds
     return predictor, metrics
+
+
+def _tune_thresholds(predictor: Predictor, val: TableDataset) -> dict[str, dict[str, float]]:
+    """Set each multilabel target's per-label thresholds to those maximising F1 on the
+    validation rows (saved with its processor); returns {target: {label: threshold}}.
+    Validation metrics are measured with them, so they are optimistic; test ones are not."""
+    multilabel = {t: p for t, p in predictor.targets.items() if isinstance(p, MultilabelTarget)}
+    if not multilabel:
+        return {}
+    preds, truth = predictor._outputs(val)
+    for t, proc in multilabel.items():
+        proc.thresholds_ = tune_thresholds(preds[t], truth[t])
+    return {t: dict(zip(p.classes_, p.thresholds_, strict=True)) for t, p in multilabel.items()}
 
 
 class EpochTimer(L.Callback):

@@ -10,6 +10,10 @@ TARGETS = {
     "category": (torch.tensor([0, 1, 2, 0, 1, 2]), {"num_classes": 3}),
     "binary": (torch.tensor([0.0, 1, 1, 0, 1, 0]), {}),
     "numeric": (torch.tensor([10.0, 12, 9, 11, 10, 13]), {"target_mean": 10.0, "target_std": 2.0}),
+    "multilabel": (
+        torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 0, 1], [0, 1, 0]]),
+        {"num_labels": 3, "label_frequencies": [0.5, 0.5, 1 / 6]},
+    ),
 }
 # Heads over the pooled vector; token heads (the text decoder) have test_decoder.py.
 CASES = [(entry.name, t) for entry in HEADS for t in entry.types if not entry.builder.wants_tokens]
@@ -23,7 +27,8 @@ def build(name, type_):
 
 def test_every_target_type_has_a_head():
     assert {t for _, t in CASES} == set(TARGETS)
-    assert {t for entry in HEADS for t in entry.types} == {*TARGETS, "text"}
+    # Token heads (text generation, retrieval) have their own test files.
+    assert {t for entry in HEADS for t in entry.types} == {*TARGETS, "text", "retrieval"}
 
 
 @pytest.mark.parametrize(("name", "type_"), CASES)
@@ -40,6 +45,8 @@ def test_loss_backward_and_activation(name, type_):
     pred = head.activate(raw.detach())
     if type_ == "category":
         assert pred.shape == (B, 3) and torch.allclose(pred.sum(1), torch.ones(B))
+    elif type_ == "multilabel":
+        assert pred.shape == (B, 3) and ((pred >= 0) & (pred <= 1)).all()
     else:
         assert pred.shape == (B,)
     if type_ == "binary":

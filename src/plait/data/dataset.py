@@ -62,7 +62,7 @@ class TableDataset(Dataset[Batch]):
             if base_dir is not None:
                 processor.base_dir = base_dir
             columns[name] = processor.transform(processor.select(frame, name), name, on_bad_row=on_bad_row)
-        targets = {n: p.transform(frame[n], n) for n, p in (target_processors or {}).items()}
+        targets = {n: p.transform(p.select(frame, n), n) for n, p in (target_processors or {}).items()}
         texts = {
             n: p.normalise(frame[n])
             for n, p in (target_processors or {}).items()

@@ -27,7 +27,7 @@ from plait.data.table import infer_types
 from plait.errors import ConfigError, DataError
 
 INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
-TARGET_TYPES = ("category", "binary", "numeric", "text")
+TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
 
 
 def check_columns(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:
@@ -60,10 +60,14 @@ def resolve_config(
 ) -> PlaitConfig:
     config = config.model_copy(deep=True)
     types = dict(types or {})
-    configured = {o.name: o for o in config.outputs}
+    retrieval = [o for o in config.outputs if o.type == "retrieval" or o.columns]
+    configured = {o.name: o for o in config.outputs if o not in retrieval}
     labels = list(dict.fromkeys([*(labels or []), *configured]))
-    if not labels:
-        raise ConfigError("no label column given: pass --label COLUMN (or outputs: in the config)")
+    if not labels and not retrieval:
+        raise ConfigError(
+            "no label column given: pass --label COLUMN or --retrieval COL_A,COL_B "
+            "(or outputs: in the config)"
+        )
     check_columns(frame, labels, "label")
     check_columns(frame, types, "--type")
     check_columns(frame, [i.name for i in config.inputs], "input")
@@ -77,7 +81,7 @@ def resolve_config(
         if type_ not in TARGET_TYPES:
             raise ConfigError(f"label {name!r} cannot have type {type_!r}; valid: {', '.join(TARGET_TYPES)}")
         outputs.append(out.model_copy(update={"type": type_}))
-    config.outputs = outputs
+    config.outputs = outputs + [_check_retrieval(o, frame, labels) for o in retrieval]
 
     final = {name: types.get(name, inferred[name]) for name in frame.columns}
     if config.inputs:  # an explicit list of inputs: exactly those columns
@@ -86,12 +90,16 @@ def resolve_config(
             type_ = types.get(col.name) or col.type or inferred[col.name]
             inputs.append(col.model_copy(update={"type": _input_type(col.name, type_)}))
             final[col.name] = inputs[-1].type
+    elif retrieval and not labels:  # retrieval alone: the towers are the inputs
+        towers = {c for o in retrieval for c in o.columns}
+        inputs = [InputConfig(name=n, type=_input_type(n, t)) for n, t in final.items() if n in towers]
     else:
         inputs = [
             InputConfig(name=name, type=_input_type(name, type_))
             for name, type_ in final.items()
             if name not in labels and type_ in (*INPUT_TYPES, "binary")
         ]
+    _check_towers(retrieval, inputs)
     if not inputs:
         raise DataError(f"no input columns left besides the label(s) {', '.join(labels)}")
     config.inputs = assign_groups(inputs, config.share_encoders, config.tabular, set(frame.columns))
@@ -105,6 +113,37 @@ def resolve_config(
     ids = [n for n, t in final.items() if t == "ignore" and n not in used]
     config.id_columns = list(dict.fromkeys([*config.id_columns, *ids]))
     return config
+
+
+def _check_retrieval(out: OutputConfig, frame: pd.DataFrame, labels: list[str]) -> OutputConfig:
+    if out.type not in (None, "retrieval"):
+        raise ConfigError(f"output {out.name!r}: columns: is for retrieval outputs, not {out.type}")
+    if len(set(out.columns)) < 2:
+        raise ConfigError(
+            f"retrieval {out.name!r} needs two or more different columns (e.g. image,caption), "
+            f"got {', '.join(out.columns) or 'none'}"
+        )
+    if out.name in frame.columns:
+        raise ConfigError(f"retrieval {out.name!r} is named like a column; give the task another name")
+    check_columns(frame, out.columns, "retrieval")
+    taken = sorted(set(out.columns) & set(labels))
+    if taken:
+        raise ConfigError(f"retrieval column(s) {', '.join(taken)} are also labels; a tower must be an input")
+    return out.model_copy(update={"type": "retrieval"})
+
+
+def _check_towers(retrieval: list[OutputConfig], inputs: list[InputConfig]) -> None:
+    """Each tower must be an image, text or audio input of the model."""
+    types = {i.name: i.type for i in inputs}
+    for out in retrieval:
+        for column in out.columns:
+            if column not in types:
+                raise ConfigError(f"retrieval column {column!r} is not among the inputs; add it to inputs:")
+            if types[column] not in MEDIA_TYPES:
+                raise ConfigError(
+                    f"retrieval column {column!r} is {types[column]}; towers must be image, text or audio "
+                    f"columns (set the type with --type {column}=text)"
+                )
 
 
 def assign_groups(

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
@@ -105,8 +106,13 @@ def infer_input_type(series: pd.Series, name: str) -> str:
 
 
 def infer_target_type(series: pd.Series) -> str:
-    """One of binary, category, numeric for a label column."""
+    """One of binary, category, numeric, multilabel for a label column.
+
+    Cells holding lists (Parquet, JSONL) make a multilabel target; delimited strings
+    ("a|b") are only multilabel when declared so (`--type COL=multilabel`)."""
     values = series.dropna()
+    if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+        return "multilabel"
     n_unique = values.nunique()
     if n_unique == 2:
         return "binary"

@@ -13,7 +13,8 @@ Per noisy input, two summaries as defined by MultiBench (Liang et al. 2021):
 - effective robustness: the same area for (metric − its clean value) minus that of
   a baseline run (MultiBench uses late fusion), i.e. how much less the model loses
   than the baseline once both start from the same clean score. Needs `baseline`.
-The metric is accuracy for classification and R² for regression (higher is better).
+The metric is accuracy for classification, R² for regression and mean average
+precision for multi-label targets (higher is better).
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from plait.evaluation.corruptions import CORRUPTIONS, Corruption
 if TYPE_CHECKING:
     from plait.predictor import Predictor
 
-ROBUSTNESS_METRIC = {"category": "accuracy", "binary": "accuracy", "numeric": "r2", "text": "bleu"}
+ROBUSTNESS_METRIC = {
+    "category": "accuracy",
+    "binary": "accuracy",
+    "numeric": "r2",
+    "multilabel": "mean_ap",
+    "text": "bleu",
+    "retrieval": "recall@1",  # mean of both directions
+}
 DEFAULT_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 

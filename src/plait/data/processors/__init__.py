@@ -3,6 +3,8 @@
 from plait.data.processors.audio import AudioProcessor
 from plait.data.processors.base import Encoded, InputProcessor, Processor
 from plait.data.processors.image import ImageProcessor
+from plait.data.processors.multilabel import MultilabelTarget
+from plait.data.processors.pairs import PairTarget
 from plait.data.processors.pretrained import FeatureProcessor, HFTextProcessor
 from plait.data.processors.tabular import CategoryProcessor, NumericProcessor, TabularProcessor
 from plait.data.processors.targets import (
@@ -28,7 +30,9 @@ TARGET_PROCESSORS: dict[str, type[TargetProcessor]] = {
     "category": CategoryTarget,
     "binary": BinaryTarget,
     "numeric": NumericTarget,
+    "multilabel": MultilabelTarget,
     "text": TextTarget,
+    "retrieval": PairTarget,
 }
 
 __all__ = [
@@ -41,8 +45,10 @@ __all__ = [
     "Encoded",
     "ImageProcessor",
     "InputProcessor",
+    "MultilabelTarget",
     "NumericProcessor",
     "NumericTarget",
+    "PairTarget",
     "Processor",
     "TabularProcessor",
     "TargetProcessor",

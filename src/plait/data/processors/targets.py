@@ -30,6 +30,13 @@ class TargetProcessor(Processor):
         """Classes for classification targets; 0 for numeric ones."""
         return len(getattr(self, "classes_", []))
 
+    def select(self, frame: pd.DataFrame, name: str) -> pd.Series | pd.DataFrame:
+        """The cells this target reads (its own column; retrieval reads its towers')."""
+        return frame[name]
+
+    def source_columns(self, name: str) -> list[str]:
+        return [name]
+
     def transform(self, values: pd.Series, column: str) -> Tensor:
         raise NotImplementedError
 
