@@ -90,7 +90,9 @@ def fit(
     out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
     if out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
         raise PlaitError(f"output folder {out_dir} already exists; choose another --out or pass --overwrite")
-    train_df, val_df, test_df = split_frame(frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)
+    train_df, val_df, test_df = split_frame(
+        frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed, split_group(cfg)
+    )
     processors, targets = fit_processors(cfg, train_df, table.base_dir, all_labels=frame)
     datasets = {
         name: TableDataset.from_frame(
@@ -119,6 +121,12 @@ def fit(
         write_run(tmp, cfg, processors, targets, metrics)
     predictor.run_dir = out_dir
     return predictor
+
+
+def split_group(cfg: PlaitConfig) -> str | None:
+    """Retrieval: validation rows are carved by item (the first tower's cell), so no
+    image is both trained on and used to stop training."""
+    return next((o.columns[0] for o in cfg.outputs if o.type == "retrieval"), None)
 
 
 def default_run_dir(labels: list[str]) -> Path:

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from plait.data.collate import identity_collate
 from plait.data.dataset import TableDataset
+from plait.data.processors.base import is_empty
 from plait.errors import DataError
 
 _SPLIT_ALIASES = {
@@ -21,10 +22,16 @@ _SPLIT_ALIASES = {
 
 
 def split_frame(
-    frame: pd.DataFrame, split_column: str | None, val_fraction: float, seed: int
+    frame: pd.DataFrame,
+    split_column: str | None,
+    val_fraction: float,
+    seed: int,
+    group_column: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(train, val, test). A split column decides where it can; validation rows are
-    otherwise carved at random (seeded) from the training rows."""
+    otherwise carved at random (seeded) from the training rows. With `group_column`,
+    rows sharing its value (one image's five captions) go to the same side, so
+    validation never shows an item seen in training."""
     if split_column is not None:
         split = frame[split_column].astype(str).str.strip().str.lower().map(_SPLIT_ALIASES)
         train, val, test = (frame[split == s] for s in ("train", "val", "test"))
@@ -33,11 +40,27 @@ def split_frame(
     if len(val) == 0:
         if len(train) < 2:
             raise DataError(f"need at least 2 training rows, got {len(train)}")
-        order = np.random.default_rng(seed).permutation(len(train))
+        rng = np.random.default_rng(seed)
         n_val = min(len(train) - 1, max(1, round(val_fraction * len(train))))
+        if group_column is None:
+            in_val = np.zeros(len(train), dtype=bool)
+            in_val[rng.permutation(len(train))[:n_val]] = True
+        else:
+            in_val = _grouped_rows(train[group_column], n_val, rng)
         # Kept in table order (the loader shuffles), so messages name the first bad row.
-        val, train = train.iloc[np.sort(order[:n_val])], train.iloc[np.sort(order[n_val:])]
+        val, train = train[in_val], train[~in_val]
     return train, val, test
+
+
+def _grouped_rows(groups: pd.Series, n_val: int, rng: np.random.Generator) -> np.ndarray:
+    """(N,) bool: whole groups, in random order, until about `n_val` rows are taken
+    (at least one group, and never every group). Empty cells are groups of one."""
+    keys = [f"\x00row{i}" if is_empty(v) else str(v).strip() for i, v in enumerate(groups.tolist())]
+    codes, uniques = pd.factorize(pd.Series(keys))
+    sizes = np.bincount(codes)
+    order = rng.permutation(len(uniques))
+    taken = order[: max(1, min(len(order) - 1, int(np.searchsorted(np.cumsum(sizes[order]), n_val)) + 1))]
+    return np.isin(codes, taken)
 
 
 def make_loader(dataset: TableDataset, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:

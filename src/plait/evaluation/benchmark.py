@@ -29,7 +29,7 @@ from plait.errors import ConfigError
 from plait.evaluation.metrics import PRIMARY_METRIC
 from plait.fusion import FUSIONS
 from plait.runfolder import staging
-from plait.train import default_run_dir, fit
+from plait.train import default_run_dir, fit, split_group
 
 
 def benchmark(
@@ -108,7 +108,9 @@ def _measure(
     name: str, seed: int, predictor: Any, table: Table, cfg: PlaitConfig, metric: str, run: Path
 ) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
-    _, val, test = split_frame(table.frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)
+    _, val, test = split_frame(
+        table.frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed, split_group(cfg)
+    )
     held = test if len(test) else val
     _, dataset = predictor._dataset(held, with_targets=True, base_dir=table.base_dir)
     start = time.perf_counter()
