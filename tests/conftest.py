@@ -6,6 +6,7 @@ of training separate the classes and tests can check real behaviour quickly.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -92,4 +93,5 @@ def tiny_config(**overrides: object) -> dict:
         **TINY_CONFIG,
     }
     config.update(overrides)
-    return config
+    # A deep copy: tests change `config["trainer"]`, which must not leak into TINY_CONFIG.
+    return copy.deepcopy(config)

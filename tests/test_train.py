@@ -26,6 +26,8 @@ def test_classification_run_folder_and_reload(table_csv: Path, tmp_path: Path):
         "metrics.json",
         "log.csv",
         "plait.json",
+        "summary.json",
+        "report.html",
     }
     assert not list(tmp_path.glob(".run.tmp-*"))  # staging folder gone
     metrics = json.loads((out / "metrics.json").read_text())

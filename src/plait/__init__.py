@@ -9,16 +9,35 @@ plait.load("runs/answer-…").evaluate("test.csv")
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from plait.errors import ConfigError, DataError, PlaitError, RunFolderError
-from plait.predictor import Predictor
-from plait.train import fit
+
+if TYPE_CHECKING:
+    from plait.predictor import Predictor
+    from plait.train import fit
 
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    """`plait.fit` and `plait.Predictor` import training code on first use, so light
+    modules (`plait.runtime`, `plait.cli --help`) do not pay for Lightning."""
+    if name == "fit":
+        from plait.train import fit
+
+        return fit
+    if name == "Predictor":
+        from plait.predictor import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'plait' has no attribute {name!r}")
+
+
 def load(run_dir: str | Path) -> Predictor:
     """Load a run folder written by `fit` or `plait train`."""
+    from plait.predictor import Predictor
+
     return Predictor.load(run_dir)
 
 

@@ -275,6 +275,7 @@ def evaluate(
 ) -> None:
     """Print a run's metrics on a labelled table (and, with --robustness, how they degrade)."""
     from plait.predictor import Predictor
+    from plait.runfolder import save_result
 
     predictor = Predictor.load(run)
     if not robustness:
@@ -290,10 +291,100 @@ def evaluate(
         raise PlaitError(f"--levels must be numbers separated by commas, got {levels!r}") from None
     reference = Predictor.load(baseline) if baseline is not None else None
     report = predictor.robustness(data, levels=noise_levels, seed=seed, baseline=reference)
+    save_result(run, "robustness.json", report.to_dict())  # for the run's report.html
     if as_json:
         print(json.dumps(report.to_dict()))
     else:
         print_robustness(report, f"{data}", baseline)
+
+
+@app.command()
+@user_errors
+def explain(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    data: Annotated[Path, typer.Argument(help="Labelled held-out table.")],
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the 95% intervals (0: none).")
+    ] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the resampling and permutations.")] = 0,
+    target: Annotated[str | None, typer.Option(help="Target to explain (default: the first).")] = None,
+    benchmark: Annotated[
+        Path | None, typer.Option(help="A plait benchmark folder: compare its single-input models.")
+    ] = None,
+    rows: Annotated[
+        str | None, typer.Option(help="Explain these rows' predictions instead (1-based, comma-separated).")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="With --rows: write image saliency PNGs here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+) -> None:
+    """Which inputs the model relies on: the metric with each one removed, permuted or alone."""
+    from plait.predictor import Predictor
+    from plait.runfolder import save_result
+
+    predictor = Predictor.load(run)
+    if rows is not None:
+        try:
+            numbers = [int(v) for v in split_list(rows)]
+        except ValueError:
+            raise PlaitError(f"--rows must be row numbers separated by commas, got {rows!r}") from None
+        result = predictor.explain_rows(data, numbers, output_dir, target)
+        if as_json:
+            print(result.to_json(orient="records"))
+        else:
+            print(result.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        return
+    importance = predictor.explain(data, bootstrap=bootstrap, seed=seed, target=target, benchmark=benchmark)
+    saved = save_result(run, "importance.json", importance.to_dict())
+    if as_json:
+        print(json.dumps(importance.to_dict()))
+        return
+    print_importance(importance)
+    if saved is not None:
+        err.print(f"saved {saved} (and {run / 'report.html'})")
+
+
+def print_importance(result: Any) -> None:
+    metric = result.metric
+    for name, frame, key in (("input", result.inputs, "input"), ("modality", result.modalities, "modality")):
+        if name == "modality" and frame[key].tolist() == result.inputs["input"].tolist():
+            continue  # one input per modality: the same table again
+        table = Table(
+            title=f"{result.target}: {metric} {result.clean:.4f} on {result.rows} rows; drop per {name}",
+            title_justify="left",
+        )
+        for column in (name, "method", metric, "drop", "95% interval"):
+            table.add_column(column, justify="left" if column in (name, "method") else "right")
+        for row in frame.to_dict(orient="records"):
+            interval = "—" if row["low"] != row["low"] else f"[{row['low']:+.4f}, {row['high']:+.4f}]"
+            table.add_row(row[key], row["method"], f"{row['score']:.4f}", f"{row['drop']:+.4f}", interval)
+        out.print(table)
+    if len(result.per_class):
+        removed = result.per_class[result.per_class["method"] == "remove"]
+        pivot = removed.pivot(index="class", columns="input", values="drop")
+        table = Table(title="recall drop per class with each input removed", title_justify="left")
+        table.add_column("class")
+        for column in pivot.columns:
+            table.add_column(str(column), justify="right")
+        for label, row in pivot.iterrows():
+            table.add_row(str(label), *(f"{v:+.3f}" for v in row))
+        out.print(table)
+    for note in result.warnings:
+        out.print(f"[yellow]warning:[/yellow] {note}")
+
+
+@app.command(name="report")
+@user_errors
+def report_command(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
+    """Rebuild RUN/report.html: one self-contained page, viewable offline.
+
+    Data summary, learning curves, evaluation plots, and modality importance and
+    robustness when plait explain / plait evaluate --robustness saved them.
+    """
+    from plait.report import write_report
+
+    print(write_report(run))
 
 
 def print_robustness(report: Any, title: str, baseline: Path | None) -> None:
@@ -352,6 +443,45 @@ def predict(
     finally:
         tmp.unlink(missing_ok=True)
     err.print(f"wrote {len(frame)} predictions to {output}")
+
+
+@app.command()
+@user_errors
+def serve(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes, each with its own model.")] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Torch threads per worker (default: cores ÷ workers − 1, at least 1)."),
+    ] = None,
+    max_batch: Annotated[
+        int,
+        typer.Option(help="Rows per model call when concurrent requests are merged (1: no micro-batching)."),
+    ] = 32,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a request may wait for others to join its batch.")
+    ] = 5.0,
+    allow_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder that media paths in requests may point into (default: paths refused)."),
+    ] = None,
+    max_upload_mb: Annotated[
+        float, typer.Option(help="Largest request body (inline base64 files or uploads), in MB.")
+    ] = 10.0,
+) -> None:
+    """Serve predictions over HTTP: POST /predict, GET /schema, GET /health, /docs."""
+    try:
+        from plait.serve.options import ServeOptions
+        from plait.serve.server import serve as run_server
+    except ImportError as error:
+        if error.name not in ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart"):
+            raise
+        raise PlaitError(f"plait serve needs {error.name}: pip install 'plait[serve]'") from None
+
+    options = ServeOptions(max_batch, max_wait_ms, allow_dir, max_upload_mb)
+    run_server(run, host, port, workers, options, threads)
 
 
 @app.command()
@@ -440,6 +570,25 @@ def zero_shot_command(
         )
     elif output is None:
         out.print(result.head(20).to_string(index=False))
+
+
+@app.command(name="export")
+@user_errors
+def export_command(
+    run: Annotated[Path, typer.Argument(help="Run folder.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (.onnx, .pt, .pt2).")],
+    format: Annotated[
+        str, typer.Option("--format", help="onnx, torchscript or pt2 (torch.export).")
+    ] = "onnx",
+) -> None:
+    """Write the model, with its preprocessing inside, as one portable file (see plait.runtime)."""
+    from plait.export import export_run
+
+    path = export_run(run, format, output)
+    print(
+        f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); "
+        f"run it with: python -m plait.runtime {path} DATA --output OUT"
+    )
 
 
 def main() -> None:

@@ -20,8 +20,6 @@ from plait.config import PlaitConfig
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
 from plait.data.processors import (
-    BinaryTarget,
-    CategoryTarget,
     InputProcessor,
     MultilabelTarget,
     PairTarget,
@@ -32,12 +30,15 @@ from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
 from plait.data.table import read_table
 from plait.errors import ConfigError, RunFolderError
+from plait.evaluation import attribution, importance
 from plait.evaluation.generation import references, text_metrics
+from plait.evaluation.importance import Importance
 from plait.evaluation.metrics import TaskMetrics, flatten
 from plait.evaluation.retrieval import retrieval_metrics
 from plait.evaluation.robustness import DEFAULT_LEVELS, Robustness, evaluate_robustness
 from plait.heads.decoder import DecoderHead
 from plait.model import MultimodalModel
+from plait.outputs import prediction_frame
 from plait.retrieval import Embeddings
 from plait.runfolder import read_run, staging
 
@@ -159,29 +160,7 @@ class Predictor:
             raise ConfigError("this is a retrieval run: use embed() / search() (plait embed, plait search)")
         frame, dataset = self._dataset(data, with_targets=False, base_dir=base_dir)
         preds, _ = self._outputs(dataset)
-        ids = [c for c in self.config.id_columns if c in frame.columns]
-        result = frame[ids].copy()
-        for t, proc in self.targets.items():
-            p = preds[t].float().numpy()
-            if isinstance(proc, PairTarget):  # embeddings come from embed(), not predict()
-                continue
-            if isinstance(proc, BinaryTarget):
-                result[t] = [proc.classes_[int(v >= 0.5)] for v in p]
-                result[f"{t}_prob_{proc.classes_[0]}"] = 1 - p
-                result[f"{t}_prob_{proc.classes_[1]}"] = p
-            elif isinstance(proc, CategoryTarget):
-                result[t] = [proc.classes_[i] for i in p.argmax(1)]
-                for i, name in enumerate(proc.classes_):
-                    result[f"{t}_prob_{name}"] = p[:, i]
-            elif isinstance(proc, MultilabelTarget):
-                result[t] = proc.decode(preds[t])
-                probs = {f"{t}_prob_{name}": p[:, i] for i, name in enumerate(proc.classes_)}
-                result = result.assign(**probs)  # at once: there may be many labels
-            elif isinstance(proc, TextTarget):
-                result[t] = proc.decode(preds[t])
-            else:
-                result[t] = p
-        return result
+        return prediction_frame(frame, self.config.id_columns, self.targets, preds)
 
     def generate(
         self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None, **decoding: Any
@@ -206,6 +185,32 @@ class Predictor:
         finally:
             for h, (options, length) in zip(heads, saved, strict=True):
                 h.options, h.max_length = options, length
+
+    # -- explanations (see evaluation/importance.py, attribution.py) ------------
+    def explain(
+        self,
+        data: str | Path | pd.DataFrame,
+        bootstrap: int = 200,
+        seed: int = 0,
+        target: str | None = None,
+        benchmark: str | Path | None = None,
+        base_dir: str | Path | None = None,
+    ) -> Importance:
+        """How much the metric drops when each input (and modality) is removed, permuted,
+        or left alone, with bootstrap intervals, per-class drops and shortcut warnings."""
+        return importance.explain(self, data, bootstrap, seed, target, base_dir, benchmark)
+
+    def explain_rows(
+        self,
+        data: str | Path | pd.DataFrame,
+        rows: Sequence[int],
+        output_dir: str | Path | None = None,
+        target: str | None = None,
+        base_dir: str | Path | None = None,
+    ) -> pd.DataFrame:
+        """Each input's contribution to the predictions of `rows` (1-based), and image
+        saliency PNGs in `output_dir`."""
+        return attribution.explain_rows(self, data, rows, output_dir, target, base_dir)
 
     # -- retrieval runs (see retrieval.py) --------------------------------------
     def embed(

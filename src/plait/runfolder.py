@@ -6,6 +6,8 @@ model.safetensors  weights
 metrics.json       validation / test metrics and training summary
 log.csv            per-epoch training log
 plait.json         format version and package versions
+summary.json       data summary and held-out evaluation details, for the report
+report.html        the visual report (plait.report; rebuilt by `plait report RUN`)
 
 It is written into a hidden temporary sibling folder and renamed into place only
 when complete, so a crash never leaves a half-written run behind.
@@ -67,6 +69,37 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def save_result(folder: Path, name: str, payload: dict[str, Any]) -> Path | None:
+    """Add an analysis (importance.json, robustness.json) to a finished run folder,
+    atomically, and rebuild its report. A read-only folder keeps its old state: the
+    caller already has the result, so that is a warning, not an error."""
+    import warnings
+
+    from plait.report import write_report
+
+    path = Path(folder) / name
+    try:
+        atomic_write_text(path, json.dumps(_plain(payload), indent=1))
+        write_report(Path(folder))
+    except OSError as err:
+        warnings.warn(f"could not save {name} in {folder}: {err}", stacklevel=2)
+        return None
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: NaN → null (strict JSON has no NaN), numpy scalars → Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def versions() -> dict[str, str]:

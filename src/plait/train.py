@@ -41,6 +41,7 @@ from plait.encoders import ENCODERS
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
 from plait.predictor import Predictor
+from plait.report import save_training_report
 from plait.runfolder import staging, write_run
 from plait.system import MultimodalSystem
 
@@ -119,6 +120,7 @@ def fit(
     with staging(out_dir, overwrite) as tmp:
         predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose)
         write_run(tmp, cfg, processors, targets, metrics)
+        save_training_report(tmp, cfg, frame, datasets, predictor, shown_as=out_dir)  # never raises
     predictor.run_dir = out_dir
     return predictor
 

@@ -32,6 +32,9 @@ def test_benchmark_compares_fusions_and_single_inputs(table_csv: Path, tmp_path:
     assert len(runs) == 8 and set(runs["seed"]) == {0, 1}
     assert (tmp_path / "b" / "benchmark.png").stat().st_size > 1000
     assert (tmp_path / "b" / "summary.csv").exists()
+    page = (tmp_path / "b" / "report.html").read_text()
+    assert "only caption" in page and "data:image/png;base64," in page
+    assert 'href="runs/concat-seed0/report.html"' in page  # each run's own report
 
 
 def test_unknown_fusion_fails_before_training(table_csv: Path, tmp_path: Path):

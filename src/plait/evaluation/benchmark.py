@@ -5,7 +5,8 @@ Per method: the task's primary metric on the held-out rows (test split when the
 table has one, else validation) as mean ± std over seeds, parameters, training
 seconds per epoch, inference latency per row, peak memory (each run trains in its
 own process) and the metric with each input removed (through its presence mask).
-Written as OUT/benchmark.csv (one row per run), OUT/summary.csv and OUT/benchmark.png.
+Written as OUT/benchmark.csv (one row per run), OUT/summary.csv, OUT/benchmark.png and
+OUT/report.html (the table and plot on one self-contained page).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from plait.data.table import Table, read_table
 from plait.errors import ConfigError
 from plait.evaluation.metrics import PRIMARY_METRIC
 from plait.fusion import FUSIONS
+from plait.report.benchmark import save_benchmark_report
 from plait.runfolder import staging
 from plait.train import default_run_dir, fit, split_group
 
@@ -85,6 +87,7 @@ def benchmark(
         runs.to_csv(tmp / "benchmark.csv", index=False)
         summary.to_csv(tmp / "summary.csv", index=False)
         plot(summary, metric, tmp / "benchmark.png")
+        save_benchmark_report(tmp, shown_as=out_dir)  # OUT/report.html; a failure is only logged
     return summary
 
 

@@ -13,8 +13,9 @@ Per noisy input, two summaries as defined by MultiBench (Liang et al. 2021):
 - effective robustness: the same area for (metric − its clean value) minus that of
   a baseline run (MultiBench uses late fusion), i.e. how much less the model loses
   than the baseline once both start from the same clean score. Needs `baseline`.
-The metric is accuracy for classification, R² for regression and mean average
-precision for multi-label targets (higher is better).
+The metric is accuracy for classification, R² for regression, mean average
+precision for multi-label targets, BLEU for text and recall@1 for retrieval (higher
+is better).
 """
 
 from __future__ import annotations

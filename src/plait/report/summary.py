@@ -1,0 +1,121 @@
+"""summary.json: what the report needs from training, since `plait report RUN` has no data.
+
+{"trained": "YYYY-MM-DD HH:MM", "rows": {split: n}, "held_out": "test" | "validation",
+ "columns": [{name, role, type, encoder, group, missing}],
+ "labels": {target: {"type", "classes", "counts": {split: [n per class]}} (category, binary,
+            multilabel: rows holding each label) or {"type", "stats", "edges", "counts"}
+            (numeric: a histogram per split)},
+ "evaluation": {target: details.target_details(...)}}
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from plait.build import encoder_spec, head_spec
+from plait.config import PlaitConfig
+from plait.data.dataset import TableDataset
+from plait.data.processors import TargetProcessor
+from plait.data.processors.base import is_empty
+from plait.report.details import target_details
+from plait.runfolder import atomic_write_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from plait.predictor import Predictor
+
+SUMMARY_NAME = "summary.json"
+HISTOGRAM_BINS = 20
+DETAILED = ("category", "binary", "numeric", "multilabel")  # kinds with held-out details
+
+
+def write_summary(
+    folder: Path,
+    cfg: PlaitConfig,
+    frame: pd.DataFrame,
+    datasets: dict[str, TableDataset],
+    predictor: Predictor,
+) -> dict[str, Any]:
+    summary = build_summary(cfg, frame, datasets, predictor)
+    atomic_write_text(folder / SUMMARY_NAME, json.dumps(summary, indent=1))
+    return summary
+
+
+def build_summary(
+    cfg: PlaitConfig, frame: pd.DataFrame, datasets: dict[str, TableDataset], predictor: Predictor
+) -> dict[str, Any]:
+    held = "test" if "test" in datasets else "val"
+    labels = {}
+    for t, proc in predictor.targets.items():
+        if proc.kind in DETAILED:
+            labels[t] = label_distribution(proc, {k: _kept(ds, t) for k, ds in datasets.items()})
+    evaluation: dict[str, Any] = {}
+    if any(p.kind in DETAILED for p in predictor.targets.values()):
+        preds, truth = predictor._outputs(datasets[held])
+        for t, proc in predictor.targets.items():
+            if proc.kind in DETAILED:
+                evaluation[t] = target_details(proc, preds[t], truth[t])
+    return {
+        "trained": datetime.now().isoformat(sep=" ", timespec="minutes"),
+        "rows": {"table": len(frame), **{k: len(ds) for k, ds in datasets.items()}},
+        "held_out": "test" if held == "test" else "validation",
+        "columns": column_summary(cfg, frame),
+        "labels": labels,
+        "evaluation": evaluation,
+    }
+
+
+def column_summary(cfg: PlaitConfig, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """One record per table column: its role, type, encoder or head and missing rate."""
+    rows: dict[str, dict[str, Any]] = {}
+    for col in cfg.inputs:
+        encoder = encoder_spec(col.type, col.encoder).name  # type: ignore[arg-type]
+        rows[col.name] = {"role": "input", "type": col.type, "encoder": encoder, "group": col.group}
+    for out in cfg.outputs:
+        head = head_spec(out.type, out.head).name  # type: ignore[arg-type]
+        if out.type == "retrieval":
+            head += f" ({', '.join(out.columns)})"
+        rows.setdefault(out.name, {"role": "target", "type": out.type, "encoder": head})
+    for name in cfg.id_columns:
+        rows.setdefault(name, {"role": "id (kept)"})
+    if cfg.split_column:
+        rows.setdefault(cfg.split_column, {"role": "split"})
+    records = []
+    for name in frame.columns:
+        record = {"name": str(name), **rows.get(name, {"role": "ignored"})}
+        record["missing"] = round(float(frame[name].map(is_empty).mean()), 4) if len(frame) else 0.0
+        records.append(record)
+    return records
+
+
+def label_distribution(proc: TargetProcessor, per_split: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Counts per class (category, binary), rows per label (multilabel) or a shared-bins
+    histogram (numeric), for each split."""
+    if proc.kind == "numeric":
+        values = np.concatenate(list(per_split.values()))
+        edges = np.histogram_bin_edges(values, HISTOGRAM_BINS)
+        stats = {"min": values.min(), "mean": values.mean(), "std": values.std(), "max": values.max()}
+        return {
+            "type": "numeric",
+            "stats": {k: round(float(v), 6) for k, v in stats.items()},
+            "edges": [round(float(v), 6) for v in edges],
+            "counts": {k: np.histogram(v, edges)[0].tolist() for k, v in per_split.items()},
+        }
+    classes = [str(c) for c in proc.classes_]
+    if proc.kind == "multilabel":  # (N, C) 0/1
+        counts = {k: v.sum(0).astype(int).tolist() for k, v in per_split.items()}
+    else:  # (N,) class ids (binary: 0/1 floats)
+        counts = {
+            k: np.bincount(v.astype(int), minlength=len(classes)).tolist() for k, v in per_split.items()
+        }
+    return {"type": proc.kind, "classes": classes, "counts": counts}
+
+
+def _kept(dataset: TableDataset, target: str) -> np.ndarray:
+    return dataset.targets[target][dataset.keep].float().numpy()
