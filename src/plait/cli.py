@@ -147,23 +147,43 @@ def train(
             "image,caption): a contrastive retrieval task, alone or beside --label targets."
         ),
     ] = None,
+    accelerator: Annotated[str | None, typer.Option(help="cpu, gpu, … (default: auto).")] = None,
+    devices: Annotated[
+        str | None, typer.Option(help="Devices per node: a count, 'auto' or GPU ids (default 1).")
+    ] = None,
+    num_nodes: Annotated[int | None, typer.Option(help="Machines taking part (default 1).")] = None,
+    strategy: Annotated[str | None, typer.Option(help="auto (default), ddp, ddp_spawn or fsdp.")] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="32-true (default), bf16-mixed, 16-mixed (GPU), bf16-true, …")
+    ] = None,
 ) -> None:
     """Train a model on your own table."""
+    from plait.config import override_trainer
     from plait.data.schema import parse_type_overrides
     from plait.train import fit
 
+    cfg = override_trainer(
+        user_config(config, on_bad_row, fusion),
+        accelerator=accelerator,
+        devices=int(devices) if devices is not None and devices.isdigit() else devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=precision,
+    )
     predictor = fit(
         data,
         label=label,
         retrieval=split_list(retrieval) if retrieval else None,
-        config=user_config(config, on_bad_row, fusion),
+        config=cfg,
         out=out_dir,
         epochs=epochs,
         seed=seed,
         types=parse_type_overrides(types or []),
         overwrite=overwrite,
     )
-    metrics = json.loads((predictor.run_dir / "metrics.json").read_text())  # type: ignore[operator]
+    if predictor.run_dir is None:  # another process of a DDP run: rank 0 writes and reports
+        return
+    metrics = json.loads((predictor.run_dir / "metrics.json").read_text())
     for split in ("validation", "test"):
         if split in metrics:
             print_metrics(metrics[split], f"{split} set")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plait.errors import ConfigError
 
@@ -49,6 +49,13 @@ DEFAULT_HEADS: dict[str, str] = {
     "text": "decoder",
     "retrieval": "contrastive",
 }
+
+
+# Passed to Lightning's Trainer (ddp_spawn: DDP without re-running the script).
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp")
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
+# Lightning's older short names, still accepted in configs.
+_PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
 
 
 class _Strict(BaseModel):
@@ -107,7 +114,10 @@ class TrainerConfig(_Strict):
     patience: int = Field(3, ge=1)  # epochs without val_loss improvement before stopping
     val_fraction: float = Field(0.1, gt=0, lt=1)
     accelerator: str = "auto"
-    devices: int | str = 1
+    devices: int | str = 1  # per node: a count, "auto", or GPU ids as Lightning takes them
+    num_nodes: int = Field(1, ge=1)
+    # "auto": one device trains as before, several use DDP. fsdp needs GPUs.
+    strategy: str = "auto"
     precision: str = "32-true"
     num_workers: int = Field(0, ge=0)
     gradient_clip: float | None = 1.0
@@ -117,6 +127,21 @@ class TrainerConfig(_Strict):
     # keeps at least one input.
     modality_dropout: float | dict[str, float] = 0.0
     progress: bool = True
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {value!r}")
+        return value
+
+    @field_validator("precision")
+    @classmethod
+    def _known_precision(cls, value: str) -> str:
+        value = _PRECISION_ALIASES.get(value, value)
+        if value not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {value!r}")
+        return value
 
 
 class PlaitConfig(_Strict):
@@ -176,3 +201,15 @@ def load_config(path: str | Path) -> PlaitConfig:
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     return parse_config(data or {}, source=str(path))
+
+
+def override_trainer(cfg: PlaitConfig, source: str = "command line", **values: Any) -> PlaitConfig:
+    """`cfg` with the given trainer settings (those not None) replaced and validated."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return cfg
+    try:
+        trainer = TrainerConfig.model_validate({**cfg.trainer.model_dump(), **given})
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_one_line(err)}") from None
+    return cfg.model_copy(update={"trainer": trainer})

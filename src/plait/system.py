@@ -68,20 +68,28 @@ class MultimodalSystem(L.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         batch = Batch(batch.inputs, self._drop_modalities(batch.present), batch.targets, batch.rows)
         loss, _ = self._loss(batch)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        # sync_dist: under DDP the epoch value is the mean over processes (a no-op alone).
+        n = len(batch)
+        self.log(
+            "train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=n, sync_dist=True
+        )
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         loss, raw = self._loss(batch)
-        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch))
+        # Every process must see the same val_loss: checkpointing and early stopping follow it.
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch), sync_dist=True)
         for t, out in raw.items():
             self.val_metrics[t].update(self.model.heads[t].activate(out), batch.targets[t])
 
     def on_validation_epoch_end(self) -> None:
+        # compute() already covers every process's rows (torchmetrics syncs its state,
+        # RetrievalMetrics gathers); sync_dist then averages equal values.
         for t, metrics in self.val_metrics.items():
             prefix = "val_" if len(self.val_metrics) == 1 else f"val_{t}/"
             for name, value in metrics.compute().items():
-                self.log(prefix + name, value, prog_bar=name in ("accuracy", "rmse", "recall@1"))
+                shown = name in ("accuracy", "rmse", "recall@1")
+                self.log(prefix + name, value, prog_bar=shown, sync_dist=True)
             metrics.reset()
 
     def _parameter_groups(self) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import time
 import warnings
 from datetime import datetime
@@ -37,6 +38,7 @@ from plait.data.processors.base import is_empty
 from plait.data.processors.targets import check_no_missing
 from plait.data.schema import input_units, is_tabular_group, resolve_config
 from plait.data.table import read_table
+from plait.distributed import device_options, global_rank, leave_process_group
 from plait.encoders import ENCODERS
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
@@ -80,6 +82,8 @@ def fit(
         cfg.trainer.epochs = epochs
     if seed is not None:
         cfg.seed = seed
+    _quiet_lightning()
+    rank = global_rank(cfg.trainer)  # 0 unless this is another process of a DDP run
     table = read_table(data, base_dir)
     labels = [label] if isinstance(label, str) else list(label or [])
     cfg = resolve_config(table.frame, cfg, labels, types)
@@ -89,7 +93,7 @@ def fit(
         if out_cfg.type != "retrieval":  # a row may lack one tower (that pair sits out)
             check_no_missing(frame[out_cfg.name], out_cfg.name)
     out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
-    if out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
+    if rank == 0 and out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
         raise PlaitError(f"output folder {out_dir} already exists; choose another --out or pass --overwrite")
     train_df, val_df, test_df = split_frame(
         frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed, split_group(cfg)
@@ -107,6 +111,7 @@ def fit(
         for name, part in (("train", train_df), ("val", val_df), ("test", test_df))
         if len(part)
     }
+    verbose = verbose and rank == 0  # one process speaks for a DDP run
     # Everything is validated by now, so the schema is not followed by an error.
     if verbose:
         show_schema(cfg, frame)
@@ -117,6 +122,10 @@ def fit(
     if not all(len(ds) for ds in datasets.values()):
         raise DataError("no rows left to train or validate on after skipping bad rows")
 
+    if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
+        with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
+            predictor, _ = _train(cfg, processors, targets, datasets, Path(tmp), verbose)
+        return predictor  # its run_dir stays None
     with staging(out_dir, overwrite) as tmp:
         predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose)
         write_run(tmp, cfg, processors, targets, metrics)
@@ -243,11 +252,10 @@ def _train(
     if verbose and tc.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
     _quiet_lightning()
+    processes = tc.num_nodes * (tc.devices if isinstance(tc.devices, int) else 1)  # DDP shards each epoch
     trainer = L.Trainer(
+        **device_options(tc),
         max_epochs=tc.epochs,
-        accelerator=tc.accelerator,
-        devices=tc.devices,
-        precision=tc.precision,  # type: ignore[arg-type]
         gradient_clip_val=tc.gradient_clip,
         callbacks=callbacks,
         logger=CSVLogger(work, name="", version=""),
@@ -256,7 +264,7 @@ def _train(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic="warn",
-        log_every_n_steps=max(1, min(50, len(datasets["train"]) // tc.batch_size)),
+        log_every_n_steps=max(1, min(50, len(datasets["train"]) // (tc.batch_size * processes))),
     )
     train_loader = make_loader(datasets["train"], tc.batch_size, shuffle=True, num_workers=tc.num_workers)
     val_loader = make_loader(datasets["val"], tc.eval_batch_size, shuffle=False, num_workers=tc.num_workers)
@@ -270,14 +278,22 @@ def _train(
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt
-    if checkpoint.best_model_path:
+    # Rank 0 wrote the checkpoint; every process of this machine (or of a shared file
+    # system) loads it, and rank 0 deletes it only after that.
+    if checkpoint.best_model_path and Path(checkpoint.best_model_path).is_file():
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
         system.load_state_dict(state["state_dict"])
+    trainer.strategy.barrier("plait-best-loaded")
+    leave_process_group()  # what follows is rank 0's alone
     model = system.model.cpu().eval()
+    if not trainer.is_global_zero:
+        return Predictor(cfg, processors, targets, model), {}
     save_model(model, str(folder / "model.safetensors"))
     if (work / "metrics.csv").exists():
         _write_epoch_log(work / "metrics.csv", folder / "log.csv")
     shutil.rmtree(work, ignore_errors=True)
+    # ddp_spawn trains in child processes and hands back no epoch count; the log has it.
+    epochs = trainer.current_epoch or _logged_epochs(folder / "log.csv")
 
     predictor = Predictor(cfg, processors, targets, model)
     thresholds = _tune_thresholds(predictor, datasets["val"])
@@ -285,11 +301,11 @@ def _train(
     if "test" in datasets:
         metrics["test"] = predictor.evaluate_dataset(datasets["test"])
     metrics.update(
-        epochs=trainer.current_epoch,
+        epochs=epochs,
         best_epoch=_best_epoch(checkpoint.best_model_path),
         train_seconds=round(train_seconds, 2),
         epoch_seconds=[round(t, 3) for t in timer.seconds],
-        train_samples_per_second=round(trainer.current_epoch * len(datasets["train"]) / train_seconds, 1),
+        train_samples_per_second=round(epochs * len(datasets["train"]) / train_seconds, 1),
         rows={k: len(v) for k, v in datasets.items()},
     )
     if thresholds:
@@ -335,6 +351,10 @@ def _best_epoch(path: str) -> int | None:
     # ModelCheckpoint names files "epoch=E-step=S.ckpt".
     name = Path(path).stem
     return int(name.split("-")[0].split("=")[1]) + 1 if name.startswith("epoch=") else None
+
+
+def _logged_epochs(log: Path) -> int:
+    return len(pd.read_csv(log)) if log.exists() else 0
 
 
 def _write_epoch_log(raw: Path, dest: Path) -> None:

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from plait.distributed import gather_objects
+
 KS = (1, 5, 10)
 
 
@@ -98,10 +100,14 @@ class RetrievalMetrics(nn.Module):
         self._groups.append(target.cpu())
 
     def compute(self) -> dict[str, float]:
-        if not self._emb:
+        """Over every process's rows under DDP (each sees a shard of the validation set)."""
+        parts = gather_objects((self._emb, self._groups))
+        emb = [e for rank_emb, _ in parts for e in rank_emb]
+        groups = [g for _, rank_groups in parts for g in rank_groups]
+        if not emb:
             return {}
-        # Item ids are per table, so they stay comparable across batches.
-        return retrieval_metrics(torch.cat(self._emb), torch.cat(self._groups), self.towers)
+        # Item ids are per table, so they stay comparable across batches and processes.
+        return retrieval_metrics(torch.cat(emb), torch.cat(groups), self.towers)
 
     def reset(self) -> None:
         self._emb, self._groups = [], []
