@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -450,18 +449,16 @@ def predict(
     if suffix not in (".csv", ".parquet", ".pq", ".jsonl"):
         raise PlaitError(f"--output must end in .csv, .parquet or .jsonl, got {output.name!r}")
     frame = Predictor.load(run).predict(data)
+    from plait.atomic import atomic_path
+
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(output) as tmp:  # never a half-written prediction file
         if suffix == ".csv":
             frame.to_csv(tmp, index=False)
         elif suffix == ".jsonl":
             frame.to_json(tmp, orient="records", lines=True)
         else:
             frame.to_parquet(tmp, index=False)
-        os.replace(tmp, output)  # never a half-written prediction file
-    finally:
-        tmp.unlink(missing_ok=True)
     err.print(f"wrote {len(frame)} predictions to {output}")
 
 

@@ -9,9 +9,7 @@ empty (or unreadable, with on_bad_row missing/skip) gets NaN and is never retrie
 from __future__ import annotations
 
 import json
-import os
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from plait.atomic import atomic_path
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
 from plait.data.schema import check_columns
@@ -61,14 +60,16 @@ class Embeddings:
             raise ConfigError(f"--output must end in .parquet or .npy, got {path.name!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".npy":
-            _atomic(path, lambda tmp: np.save(tmp, self.vectors, allow_pickle=False), ".npy")
-            rows = self.rows.assign(column=self.column)
-            _atomic(_rows_file(path), lambda tmp: rows.to_csv(tmp, index=False), ".csv")
+            with atomic_path(path) as tmp:
+                np.save(tmp, self.vectors, allow_pickle=False)
+            with atomic_path(_rows_file(path)) as tmp:
+                self.rows.assign(column=self.column).to_csv(tmp, index=False)
             return path
         frame = self.rows.assign(embedding=list(self.vectors))
         table = pa.Table.from_pandas(frame, preserve_index=False)
         meta = {**(table.schema.metadata or {}), _META_KEY: json.dumps({"column": self.column}).encode()}
-        _atomic(path, lambda tmp: pq.write_table(table.replace_schema_metadata(meta), tmp), ".parquet")
+        with atomic_path(path) as tmp:
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
         return path
 
     @classmethod
@@ -266,13 +267,3 @@ def _index(
 
 def _rows_file(path: Path) -> Path:
     return path.with_name(path.name + ".rows.csv")
-
-
-def _atomic(path: Path, write: Callable[[Path], object], suffix: str) -> None:
-    """Write through a temporary sibling and rename: never a half-written file."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

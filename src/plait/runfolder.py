@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from plait.atomic import atomic_write_text
 from plait.config import PlaitConfig, parse_config
 from plait.data.processors import (
     INPUT_PROCESSORS,
@@ -63,12 +64,6 @@ def staging(final: Path, overwrite: bool = False) -> Iterator[Path]:
             os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_result(folder: Path, name: str, payload: dict[str, Any]) -> Path | None:

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from plait.atomic import atomic_path
 from plait.data.dataset import TableDataset
 from plait.data.processors import CategoryTarget, ImageProcessor
 from plait.data.table import read_table
@@ -158,7 +159,6 @@ def _save_png(processor: ImageProcessor, image: Tensor, heat: Tensor, path: Path
         ax.axis("off")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:  # never a half-written PNG
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)  # never a half-written PNG

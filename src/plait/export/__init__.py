@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from plait.atomic import atomic_path
 from plait.encoders.pretrained.encoder import PretrainedEncoder
 from plait.errors import ConfigError
 from plait.export.rnn import export_friendly
@@ -117,13 +117,8 @@ def export_run(run_dir: str | Path, fmt: str, output: str | Path) -> Path:
     meta = metadata(predictor, fmt)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.stem}.tmp-{os.getpid()}{output.suffix}")  # exporters check suffixes
-    try:
-        with torch.no_grad():
-            _write(fmt, module, args, keys, targets, meta, tmp)
-        os.replace(tmp, output)  # never a half-written model file
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(output) as tmp, torch.no_grad():  # never a half-written model file
+        _write(fmt, module, args, keys, targets, meta, tmp)
     return output
 
 

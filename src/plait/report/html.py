@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import math
-import os
 from collections.abc import Iterable, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
+
+from plait.atomic import atomic_write_text
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
@@ -108,13 +109,6 @@ def page(title: str, subtitle: str, sections: list[tuple[str, str, str]], alerts
 
 
 def write_page(path: Path, html: str) -> Path:
-    """Write through a temporary sibling and rename, so a reader never sees half a page.
-    (runfolder.atomic_write_text does the same, but importing it loads torch; `plait
-    report` should start in a moment.)"""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write atomically, so a reader never sees half a page."""
+    atomic_write_text(path, html)
     return path

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from plait.atomic import atomic_write_text
 from plait.build import encoder_spec, head_spec
 from plait.config import PlaitConfig
 from plait.data.dataset import TableDataset
 from plait.data.processors import TargetProcessor
 from plait.data.processors.base import is_empty
 from plait.report.details import target_details
-from plait.runfolder import atomic_write_text
 
 if TYPE_CHECKING:
     from pathlib import Path
