@@ -6,14 +6,22 @@ learning-rate schedule, measured in the same process, alternating A/B rounds so
 background noise hits both. Prints samples/s for each and their ratio, and
 inference rows/s of the Predictor.
 
-    .venv/bin/python bench/throughput.py [--batches 500] [--rounds 3]
+Then, once each (`--no-variants` skips them): Plait with `trainer.channels_last`,
+with 1 and 2 DataLoader workers (the "auto" default is 0 for in-memory tables), and
+with `trainer.compile` (steady state after a warm-up, the compile time apart); and
+the decode cache: `TableDataset.from_frame` on the easy-VQA rows without the cache,
+with a cold cache and with a warm one (a temporary PLAIT_CACHE_DIR).
+
+    .venv/bin/python bench/throughput.py [--batches 500] [--rounds 3] [--no-variants]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -71,11 +79,31 @@ def hand_written(cfg, processors, targets, ds: TableDataset, batches: int) -> fl
     return batches * bs / (time.perf_counter() - start)
 
 
-def plait_loop(cfg, processors, targets, ds: TableDataset, batches: int) -> float:
-    """The Lightning system exactly as `plait train` runs it (progress bar included)."""
+class StepTimer(L.Callback):
+    """Wall time from the start of batch `skip` to the end of training (steady state)."""
+
+    def __init__(self, skip: int) -> None:
+        self.skip, self.start, self.end = skip, 0.0, 0.0
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        if batch_idx == self.skip:
+            self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, module) -> None:
+        self.end = time.perf_counter()
+
+
+def plait_loop(
+    cfg, processors, targets, ds: TableDataset, batches: int, skip: int = 0, **trainer: object
+) -> float:
+    """The Lightning system exactly as `plait train` runs it (progress bar included).
+    `trainer`: TrainerConfig overrides (channels_last, compile, num_workers); `skip`:
+    batches left out of the timing (warm-up, e.g. compiling)."""
     L.seed_everything(0, verbose=False)
+    tc = cfg.trainer.model_copy(update=trainer)
     model = build_model(cfg, processors, targets)
-    system = MultimodalSystem(model, {"answer": "category"}, {"answer": 13}, {"answer": 1.0}, cfg.trainer)
+    system = MultimodalSystem(model, {"answer": "category"}, {"answer": 13}, {"answer": 1.0}, tc)
+    timer = StepTimer(skip)
     trainer = L.Trainer(
         max_epochs=1,
         limit_train_batches=batches,
@@ -87,12 +115,15 @@ def plait_loop(cfg, processors, targets, ds: TableDataset, batches: int) -> floa
         enable_progress_bar=True,
         num_sanity_val_steps=0,
         deterministic="warn",
-        callbacks=[TQDMProgressBar(refresh_rate=20)],  # as in plait.train
+        callbacks=[TQDMProgressBar(refresh_rate=20), timer],  # as in plait.train
     )
-    loader = make_loader(ds, cfg.trainer.batch_size, shuffle=True)
+    loader = make_loader(ds, tc.batch_size, shuffle=True, num_workers=tc.num_workers)
     start = time.perf_counter()
     trainer.fit(system, loader)
-    return batches * cfg.trainer.batch_size / (time.perf_counter() - start)
+    if skip:
+        print(f"  (first {skip} batches, compiling included: {timer.start - start:.1f} s)")
+        return (batches - skip) * tc.batch_size / (timer.end - timer.start)
+    return batches * tc.batch_size / (time.perf_counter() - start)
 
 
 def inference(cfg, processors, targets, ds: TableDataset) -> float:
@@ -102,10 +133,37 @@ def inference(cfg, processors, targets, ds: TableDataset) -> float:
     return len(ds) / (time.perf_counter() - start)
 
 
+def decode_cache_seconds() -> dict[str, float]:
+    """Seconds of `TableDataset.from_frame` on every easy-VQA row (processors fitted on the
+    training rows): without the cache, cold (decode + store) and warm (read back)."""
+    frame = easy_vqa()
+    cfg = resolve_config(frame, parse_config(DEMO_CONFIG), ["answer"])
+    train, _, _ = split_frame(frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed)
+    processors, targets = fit_processors(cfg, train, Path("."))
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="plait-bench-cache-") as folder:
+        previous = os.environ.get("PLAIT_CACHE_DIR")
+        os.environ["PLAIT_CACHE_DIR"] = folder
+        try:
+            for name, cache in (("no cache", False), ("cold cache", True), ("warm cache", True)):
+                start = time.perf_counter()
+                TableDataset.from_frame(frame, processors, targets, cache=cache)
+                seconds[name] = time.perf_counter() - start
+            stored = sum(p.stat().st_size for p in Path(folder).rglob("*.safetensors"))
+            print(f"decode cache: {len(frame)} rows, {stored / 2**20:.1f} MiB on disk")
+        finally:
+            if previous is None:
+                os.environ.pop("PLAIT_CACHE_DIR", None)
+            else:
+                os.environ["PLAIT_CACHE_DIR"] = previous
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-variants", dest="variants", action="store_false")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -128,6 +186,24 @@ def main() -> None:
         f"inference (Predictor, batch {cfg.trainer.eval_batch_size}): "
         f"{inference(cfg, processors, targets, test_ds):.0f} rows/s"
     )
+    if not args.variants:
+        return
+    variants = {
+        "channels_last": {"channels_last": True},
+        "1 worker": {"num_workers": 1},
+        "2 workers": {"num_workers": 2},
+        "compile (steady state)": {"compile": True},
+    }
+    for name, options in variants.items():
+        skip = 50 if options.get("compile") else 0
+        try:
+            rate = plait_loop(cfg, processors, targets, train_ds, args.batches, skip, **options)
+        except Exception as err:  # noqa: BLE001 - e.g. no C++ compiler for torch.compile
+            print(f"plait {name}: did not run ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+            continue
+        print(f"plait {name}: {rate:.0f} samples/s ({rate / h:.3f} × hand-written median)")
+    for name, sec in decode_cache_seconds().items():
+        print(f"TableDataset.from_frame, {name}: {sec:.2f} s")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,14 @@ def add_tags(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(tags=["|".join(t) if t else "[]" for t in tags])
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own empty cache folder (decoded columns, pretrained features):
+    the suite never writes to ~/.cache, and no test sees another's entries. Subprocesses
+    (the CLI tests) inherit it through the environment."""
+    monkeypatch.setenv("PLAIT_CACHE_DIR", str(tmp_path_factory.mktemp("plait-cache")))
+
+
 @pytest.fixture
 def table_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "data"

@@ -1,6 +1,7 @@
 """The real `plait` command, run as a subprocess on tiny tables."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -284,3 +285,24 @@ def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_p
     assert {f"tags_prob_{name}" for name in labels} <= set(from_cli.columns)
     called = [set(filter(None, cell.split("|"))) for cell in from_cli["tags"]]
     assert all(c <= set(labels) for c in called)
+
+
+def test_train_speed_flags_and_cache_clear(table_csv: Path, config_file: Path, tmp_path: Path):
+    cache = Path(os.environ["PLAIT_CACHE_DIR"]) / "decoded"  # the suite's private cache
+    common = ("--label", "colour", "--config", config_file, "--epochs", "1")
+    result = plait("train", table_csv, *common, "--out", tmp_path / "a", "--no-cache", "--channels-last")
+    assert result.returncode == 0, result.stderr
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert saved["cache"] is False and saved["trainer"]["channels_last"] is True
+    assert saved["trainer"]["compile"] is False
+    assert not cache.exists()
+
+    result = plait("train", table_csv, *common, "--out", tmp_path / "b")
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["cache"] is True
+    stored = len(list(cache.glob("*.safetensors")))
+    assert stored == 4  # image and caption, training and validation rows
+
+    result = plait("cache", "clear")
+    assert result.returncode == 0, result.stderr
+    assert f"removed {stored} file(s)" in result.stdout and not cache.exists()

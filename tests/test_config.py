@@ -42,6 +42,9 @@ def test_yaml_config_with_inputs(tmp_path: Path):
         ({"trainer": {"epoch": 3}}, "trainer.epoch: Extra inputs are not permitted"),
         ({"inputs": [{"name": "x", "type": "video"}]}, "inputs.0.type"),
         ([1, 2], "expected a mapping"),
+        ({"trainer": {"num_workers": -1}}, "trainer.num_workers"),
+        ({"trainer": {"num_workers": "many"}}, "trainer.num_workers"),
+        ({"cache": "sometimes"}, "cache"),
     ],
 )
 def test_invalid_configs_say_where(data, message):
@@ -56,3 +59,16 @@ def test_missing_and_broken_files(tmp_path: Path):
     bad.write_text("inputs: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_speed_options_default_and_parse(tmp_path: Path):
+    cfg = PlaitConfig()
+    assert cfg.cache is True  # the decode cache is opt-out
+    assert cfg.trainer.num_workers == "auto"
+    assert (cfg.trainer.channels_last, cfg.trainer.compile) == (False, False)
+    path = tmp_path / "c.yaml"
+    path.write_text("cache: false\ntrainer: {num_workers: 2, channels_last: true, compile: true}\n")
+    cfg = load_config(path)
+    assert cfg.cache is False and cfg.trainer.num_workers == 2
+    assert cfg.trainer.channels_last and cfg.trainer.compile
+    assert load_config(path) == parse_config(cfg.model_dump(mode="json"))  # round trip

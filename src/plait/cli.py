@@ -39,7 +39,7 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except PlaitError as error:
             print(f"error: {error}", file=sys.stderr)
-            raise typer.Exit(2) from None
+            raise typer.Exit(getattr(error, "exit_code", 2)) from None
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
@@ -69,6 +69,23 @@ OnBadRow = Annotated[
         "missing) or skip (leave the row out); counted either way.",
     ),
 ]
+
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-root",
+        help="Refuse media files (image/audio cells) that resolve outside this folder, symlinks "
+        "followed; such a cell counts as a bad row. Default: $PLAIT_DATA_ROOT, else anywhere.",
+    ),
+]
+
+
+def confine(root: Path | None) -> None:
+    """Apply --data-root (or PLAIT_DATA_ROOT) to every table this command reads."""
+    from plait.data.paths import set_data_root
+
+    set_data_root(root)
 
 
 def user_config(path: Path | None, on_bad_row: str | None, fusion: str | None = None) -> Any:
@@ -129,7 +146,12 @@ def demo(
 @app.command()
 @user_errors
 def train(
-    data: Data,
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="CSV, Parquet or JSONL table; or a folder or fsspec URL of Parquet shards (streamed)."
+        ),
+    ],
     label: Label = None,
     config: ConfigFile = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
@@ -155,8 +177,34 @@ def train(
     precision: Annotated[
         str | None, typer.Option(help="32-true (default), bf16-mixed, 16-mixed (GPU), bf16-true, …")
     ] = None,
+    data_root: DataRoot = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Decode every image/audio/text cell afresh instead of using the decode cache "
+            "($PLAIT_CACHE_DIR/decoded), and store nothing there.",
+        ),
+    ] = False,
+    channels_last: Annotated[
+        bool, typer.Option("--channels-last", help="Model and image batches in channels-last memory format.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the encoders and fusion (slow first steps).")
+    ] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Continue an interrupted run from its last checkpoint: the run folder it was "
+            "writing (its --out) or a checkpoint file. Give the same data and config."
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None, typer.Option(help="Save a resumable checkpoint every N steps (default 200).")
+    ] = None,
 ) -> None:
-    """Train a model on your own table."""
+    """Train a model on your own table (a file, or a folder / URL of Parquet shards, streamed)."""
+    confine(data_root)
     from plait.config import override_trainer
     from plait.data.schema import parse_type_overrides
     from plait.train import fit
@@ -168,7 +216,12 @@ def train(
         num_nodes=num_nodes,
         strategy=strategy,
         precision=precision,
+        channels_last=channels_last or None,  # a flag only switches on; the config may too
+        compile=compile_model or None,
+        checkpoint_every_n_steps=checkpoint_every,
     )
+    if no_cache:
+        cfg.cache = False
     predictor = fit(
         data,
         label=label,
@@ -179,6 +232,7 @@ def train(
         seed=seed,
         types=parse_type_overrides(types or []),
         overwrite=overwrite,
+        resume=resume,
     )
     if predictor.run_dir is None:  # another process of a DDP run: rank 0 writes and reports
         return
@@ -204,8 +258,10 @@ def cv(
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    data_root: DataRoot = None,
 ) -> None:
     """K-fold cross-validation: mean ± std of each test metric over the folds."""
+    confine(data_root)
     from plait.data.schema import parse_type_overrides
     from plait.evaluation.cv import cross_validate
 
@@ -248,8 +304,10 @@ def benchmark_command(
     types: Types = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
+    data_root: DataRoot = None,
 ) -> None:
     """Compare fusion methods (and single inputs) with the same encoders and budget."""
+    confine(data_root)
     from plait.data.schema import parse_type_overrides
     from plait.evaluation.benchmark import benchmark
 
@@ -291,8 +349,10 @@ def evaluate(
         typer.Option(help="Run to compare with for effective robustness (MultiBench: a late-fusion run)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the corruption noise.")] = 0,
+    data_root: DataRoot = None,
 ) -> None:
     """Print a run's metrics on a labelled table (and, with --robustness, how they degrade)."""
+    confine(data_root)
     from plait.predictor import Predictor
     from plait.runfolder import save_result
 
@@ -337,8 +397,10 @@ def explain(
         Path | None, typer.Option(help="With --rows: write image saliency PNGs here.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    data_root: DataRoot = None,
 ) -> None:
     """Which inputs the model relies on: the metric with each one removed, permuted or alone."""
+    confine(data_root)
     from plait.predictor import Predictor
     from plait.runfolder import save_result
 
@@ -441,8 +503,10 @@ def predict(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
     data: Annotated[Path, typer.Argument(help="Table to predict.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV, Parquet or JSONL file to write.")],
+    data_root: DataRoot = None,
 ) -> None:
     """Write one prediction per input row (with class probabilities)."""
+    confine(data_root)
     from plait.predictor import Predictor
 
     suffix = output.suffix.lower()
@@ -510,8 +574,10 @@ def embed(
     output: Annotated[
         Path, typer.Option("--output", "-o", help=".parquet, or .npy (rows in FILE.rows.csv beside it).")
     ],
+    data_root: DataRoot = None,
 ) -> None:
     """Write unit-length embeddings of one column, one per row, with the row ids."""
+    confine(data_root)
     from plait.predictor import Predictor
 
     embeddings = Predictor.load(run).embed(data, column)
@@ -535,8 +601,10 @@ def search(
         str | None, typer.Option(help="Tower to search (default: the other one).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON records, nothing else.")] = False,
+    data_root: DataRoot = None,
 ) -> None:
     """The nearest distinct items of an index to each query."""
+    confine(data_root)
     from plait.predictor import Predictor
 
     hits = Predictor.load(run).search(query, index, top, query_column, index_column)
@@ -565,8 +633,10 @@ def zero_shot_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV to write the predictions to.")
     ] = None,
+    data_root: DataRoot = None,
 ) -> None:
     """Classify items with no training, by their similarity to one text prompt per class."""
+    confine(data_root)
 
     from plait.data.table import read_table
     from plait.predictor import Predictor
@@ -606,6 +676,20 @@ def export_command(
         f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); "
         f"run it with: python -m plait.runtime {path} DATA --output OUT"
     )
+
+
+cache_app = typer.Typer(no_args_is_help=True, help="The decode cache ($PLAIT_CACHE_DIR/decoded).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command(name="clear")
+@user_errors
+def cache_clear() -> None:
+    """Delete every decoded column (always safe: they are decoded again when needed)."""
+    from plait.data import decode_cache
+
+    files, size = decode_cache.clear()
+    out.print(f"removed {files} file(s), {size / 2**20:.1f} MiB, from {decode_cache.cache_dir()}")
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ below; the fully resolved config is saved in every run folder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -119,14 +119,32 @@ class TrainerConfig(_Strict):
     # "auto": one device trains as before, several use DDP. fsdp needs GPUs.
     strategy: str = "auto"
     precision: str = "32-true"
-    num_workers: int = Field(0, ge=0)
+    # DataLoader worker processes; "auto" = data.datamodule.default_workers: 0 for the
+    # in-memory tables (a batch is one vectorised gather, cheaper in the main process
+    # than shipping it from a worker; see docs/benchmarks.md), more for streamed data.
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = "auto"
     gradient_clip: float | None = 1.0
+    # A table given as a folder of Parquet shards is streamed: column types and input
+    # processors come from this many sampled rows, and batches are drawn at random from
+    # a buffer of this many decoded rows per loader worker.
+    # Training writes a resumable checkpoint (plait.resume) every this many steps and
+    # after each epoch.
+    checkpoint_every_n_steps: int = Field(200, ge=1)
+    stream_sample_rows: int = Field(10_000, ge=100)
+    stream_buffer_rows: int = Field(4096, ge=1)
     # Training only: hide an input (through its presence mask, as if missing) with this
     # probability per row, so the model cannot lean on one modality alone. One rate for
     # every input, or a rate per input ({column or tabular group: rate}). A row always
     # keeps at least one input.
     modality_dropout: float | dict[str, float] = 0.0
     progress: bool = True
+    # Convert the model and image batches to channels-last memory format (faster
+    # convolutions on recent GPUs and CPUs; the built-in CNN already runs its
+    # convolutions channels-last, so this matters mostly for timm backbones).
+    channels_last: bool = False
+    # torch.compile the model's encoders and fusion for training (a one-off compile
+    # of tens of seconds; needs a C++ compiler on CPU, Triton on GPU).
+    compile: bool = False
 
     @field_validator("strategy")
     @classmethod
@@ -166,6 +184,10 @@ class PlaitConfig(_Strict):
     # when training and evaluating (prediction keeps every row, as "missing").
     # Skipped rows and missing cells are counted and reported.
     on_bad_row: Literal["error", "missing", "skip"] = "error"
+    # Keep decoded images, spectrograms and token ids on disk (data/decode_cache.py,
+    # under $PLAIT_CACHE_DIR/decoded) so later runs, folds and evaluations of the same
+    # table skip decoding; False (`plait train --no-cache`) always decodes afresh.
+    cache: bool = True
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

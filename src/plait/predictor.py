@@ -28,6 +28,7 @@ from plait.data.processors import (
 )
 from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
+from plait.data.streaming import StreamingDataset, stream_loader
 from plait.data.table import read_table
 from plait.errors import ConfigError, RunFolderError
 from plait.evaluation import attribution, importance
@@ -40,7 +41,7 @@ from plait.heads.decoder import DecoderHead
 from plait.model import MultimodalModel
 from plait.outputs import prediction_frame
 from plait.retrieval import Embeddings
-from plait.runfolder import read_run, staging
+from plait.runfolder import check_weights, read_run, staging, verify_checksum
 
 
 class Predictor:
@@ -62,7 +63,14 @@ class Predictor:
     def load(cls, run_dir: str | Path) -> Predictor:
         run_dir = Path(run_dir)
         config, processors, targets = read_run(run_dir)
-        model = build_model(config, processors, targets)
+        try:
+            model = build_model(config, processors, targets)
+        except (ConfigError, KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise RunFolderError(
+                f"{run_dir / 'config.yaml'} and processors.json do not fit together: "
+                f"{' '.join(str(err).split())[:200] or type(err).__name__}"
+            ) from None
+        check_weights(run_dir / "model.safetensors", model)
         try:
             load_model(model, str(run_dir / "model.safetensors"), strict=True)
         except (SafetensorError, RuntimeError, OSError) as err:
@@ -70,6 +78,7 @@ class Predictor:
                 f"{run_dir / 'model.safetensors'} is damaged or does not match config.yaml: "
                 f"{str(err).splitlines()[0][:200]}"
             ) from None
+        verify_checksum(run_dir, "model.safetensors")  # same shapes, other values
         return cls(config, processors, targets, model, run_dir)
 
     # -- data -----------------------------------------------------------------
@@ -91,6 +100,9 @@ class Predictor:
             self.targets if with_targets else None,
             base_dir=table.base_dir,
             on_bad_row=on_bad,
+            # Labelled tables (evaluate, explain, benchmark) come back; tables to predict
+            # (the server's requests among them) are new each time and are not cached.
+            cache=with_targets and self.config.cache,
         )
         if dataset.bad_rows:
             what = "skipped" if dataset.skipped else "predicted with those cells treated as missing"
@@ -103,14 +115,19 @@ class Predictor:
     ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Activated predictions and targets per target, in row order. Inputs named in
         `drop` are removed through their presence masks (as if missing in every row)."""
-        loader = make_loader(dataset, self.config.trainer.eval_batch_size, shuffle=False)
+        if isinstance(dataset, StreamingDataset):  # its own loader; targets come with the batches
+            loader = stream_loader(dataset)
+        else:
+            loader = make_loader(dataset, self.config.trainer.eval_batch_size, shuffle=False)
         preds: dict[str, list[Tensor]] = {t: [] for t in self.targets}
+        truth: dict[str, list[Tensor]] = {t: [] for t in dataset.targets}
         for batch in loader:
             present = {k: m & (k not in drop) for k, m in batch.present.items()}
             for t, out in self.model.predict(batch.inputs, present).items():
                 preds[t].append(out)
-        targets = {t: v[dataset.keep] for t, v in dataset.targets.items()}
-        return {t: _concat(p) for t, p in preds.items()}, targets
+            for t, values in batch.targets.items():
+                truth[t].append(values)
+        return {t: _concat(p) for t, p in preds.items()}, {t: _concat(v) for t, v in truth.items()}
 
     # -- public API -----------------------------------------------------------
     def evaluate_dataset(self, dataset: TableDataset, drop: Collection[str] = ()) -> dict[str, float]:

@@ -7,6 +7,9 @@ the training code (no Lightning, no torchmetrics, no model-building code).
 
     from plait.runtime import Runtime
     Runtime.load("model.onnx").predict("new.csv")
+
+Trust: an ONNX file is data. A .pt2 (torch.export) or TorchScript file is a program,
+and torch.export.load unpickles parts of it; load those only from a trusted source.
 """
 
 from __future__ import annotations

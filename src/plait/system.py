@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning as L
 import torch
 from torch import Tensor
@@ -10,6 +12,7 @@ from plait.config import TrainerConfig
 from plait.data.collate import Batch
 from plait.evaluation.metrics import TaskMetrics
 from plait.evaluation.retrieval import RetrievalMetrics
+from plait.fusion.base import FusedOutput
 from plait.model import MultimodalModel
 
 
@@ -27,6 +30,12 @@ class MultimodalSystem(L.LightningModule):
     ) -> None:
         super().__init__()
         self.model = model
+        if trainer_config.channels_last:
+            model.to(memory_format=torch.channels_last)  # the 4-D (convolution) weights
+        # model.fuse (encoders + fusion), torch.compiled on first use with trainer.compile.
+        # Only this callable is compiled: `self.model` stays the plain module, so its
+        # state dict, checkpoints and the saved weights keep their names.
+        self._fuse: Callable[..., FusedOutput] | None = None
         self.loss_weights = loss_weights
         self.cfg = trainer_config
         towers = towers or {}  # retrieval targets: their tower columns
@@ -40,8 +49,18 @@ class MultimodalSystem(L.LightningModule):
     def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
         return self.model.predict(inputs, present)
 
+    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        if self.cfg.channels_last:  # image batches (B, C, H, W); other inputs have fewer dims
+            batch.inputs = {
+                k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v
+                for k, v in batch.inputs.items()
+            }
+        return batch
+
     def _loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        fused = self.model.fuse(batch.inputs, batch.present)
+        if self._fuse is None:
+            self._fuse = torch.compile(self.model.fuse) if self.cfg.compile else self.model.fuse
+        fused = self._fuse(batch.inputs, batch.present)
         raw, loss = {}, 0.0
         for t, head in self.model.heads.items():
             raw[t], head_loss = head.forward_loss(self.model.head_input(head, fused), batch.targets[t])

@@ -7,6 +7,8 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,16 +16,21 @@ from typing import Any
 import lightning as L
 import pandas as pd
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from rich.console import Console
 from rich.table import Table as RichTable
 from safetensors.torch import save_model
+from torch._dynamo.exc import BackendCompilerFailed
+from torch.utils.data import DataLoader
 
 from plait.build import build_model, encoder_spec, head_spec, validate_components
-from plait.config import InputConfig, OutputConfig, PlaitConfig, load_config, parse_config
+from plait.config import InputConfig, OutputConfig, PlaitConfig, TrainerConfig, load_config, parse_config
 from plait.data.datamodule import make_loader, split_frame
 from plait.data.dataset import TableDataset
+from plait.data.fingerprint import fingerprint, media_columns
+from plait.data.order import ResumableLoader
 from plait.data.processors import (
     INPUT_PROCESSORS,
     TARGET_PROCESSORS,
@@ -37,6 +44,15 @@ from plait.data.processors import (
 from plait.data.processors.base import is_empty
 from plait.data.processors.targets import check_no_missing
 from plait.data.schema import input_units, is_tabular_group, resolve_config
+from plait.data.streaming import (
+    Shards,
+    StreamingDataset,
+    is_shard_source,
+    label_pass,
+    open_shards,
+    stream_loader,
+    stream_workers,
+)
 from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
 from plait.encoders import ENCODERS
@@ -44,7 +60,18 @@ from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
 from plait.predictor import Predictor
 from plait.report import save_training_report
+from plait.resume import (
+    LAST,
+    GracefulStop,
+    ResumeCheckpoint,
+    SafeCheckpointIO,
+    check_same_run,
+    find_checkpoint,
+    start_work,
+    work_dir,
+)
 from plait.runfolder import staging, write_run
+from plait.safe_load import load_checkpoint
 from plait.system import MultimodalSystem
 
 console = Console(stderr=True)
@@ -62,6 +89,7 @@ def fit(
     overwrite: bool = False,
     verbose: bool = True,
     retrieval: list[str] | None = None,
+    resume: str | Path | None = None,
 ) -> Predictor:
     """Train on a table and return a Predictor for the written run folder.
 
@@ -72,6 +100,8 @@ def fit(
     types:  column → type overrides, as `--type COL=TYPE` on the command line.
     retrieval: two or more image/text/audio columns to embed into one space (a
             contrastive task named "retrieval"), as `--retrieval A,B`.
+    resume: continue an interrupted run from its last checkpoint: the run folder it
+            was writing (its `out`) or a checkpoint file (plait.resume).
     """
     cfg = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
     if retrieval:
@@ -84,54 +114,165 @@ def fit(
         cfg.seed = seed
     _quiet_lightning()
     rank = global_rank(cfg.trainer)  # 0 unless this is another process of a DDP run
-    table = read_table(data, base_dir)
     labels = [label] if isinstance(label, str) else list(label or [])
-    cfg = resolve_config(table.frame, cfg, labels, types)
+    shards = open_shards(data, base_dir) if is_shard_source(data) else None
+    if shards is not None:  # bigger than memory: types and processors from a sample
+        frame, taken = shards.sample(cfg.trainer.stream_sample_rows, cfg.seed)
+    else:
+        table = read_table(data, base_dir)  # type: ignore[arg-type]
+        frame = table.frame
+    cfg = resolve_config(frame, cfg, labels, types)
     validate_components(cfg)
-    frame = table.frame
+    resume_from = None
+    if resume is not None:
+        resume_from, out_dir = find_checkpoint(Path(resume), Path(out) if out else None)
+    else:
+        out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
+    if rank == 0 and out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
+        raise PlaitError(f"output folder {out_dir} already exists; choose another --out or pass --overwrite")
+    work = work_dir(out_dir)
+    if rank == 0 and resume is None and (work / LAST).exists() and not overwrite:
+        raise PlaitError(
+            f"a run into {out_dir} was interrupted; continue it with --resume {out_dir}, "
+            "or pass --overwrite to start over"
+        )
+    datasets: dict[str, TableDataset | StreamingDataset]
+    if shards is not None:
+        processors, targets, datasets = _stream_datasets(cfg, shards, frame, taken, set(types or {}))
+        shown = f"{shards.rows} rows in {len(shards.paths)} shard(s); types from a sample of {len(frame)}"
+    else:
+        processors, targets, datasets = _table_datasets(cfg, frame, table.base_dir)
+        shown = f"{len(frame)} rows"
+    verbose = verbose and rank == 0  # one process speaks for a DDP run
+    # Everything is validated by now, so the schema is not followed by an error.
+    if verbose:
+        show_schema(cfg, frame, shown)
+    bad = sum(len(ds.bad_rows) for ds in datasets.values())
+    if bad and verbose:
+        what = "skipped" if cfg.on_bad_row == "skip" else "kept with the unusable cells treated as missing"
+        console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}")
+    if not all(ds.n_rows for ds in datasets.values()):
+        raise DataError("no rows left to train or validate on after skipping bad rows")
+
+    run = _Run(work, resume_from, f"plait train ... --resume {out_dir}")
+    if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
+        with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
+            predictor, _ = _train(cfg, processors, targets, datasets, Path(tmp), verbose, run)
+        return predictor  # its run_dir stays None
+    data_hash = shards.fingerprint() if shards else fingerprint(frame, table.base_dir, media_columns(cfg))
+    if resume_from is not None:
+        check_same_run(work, cfg.to_yaml(), data_hash)
+    else:
+        shutil.rmtree(work, ignore_errors=True)  # a stale one, with --overwrite
+        start_work(work, out_dir, cfg.to_yaml(), data_hash)
+    try:
+        with staging(out_dir, overwrite) as tmp:
+            predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose, run)
+            write_run(tmp, cfg, processors, targets, metrics, data_hash)
+            save_training_report(tmp, cfg, frame, datasets, predictor, shown_as=out_dir)  # never raises
+    except BaseException:
+        if not (work / LAST).exists():  # failed before its first checkpoint: nothing to resume
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)  # only now: until the rename it is the way back
+    predictor.run_dir = out_dir
+    return predictor
+
+
+@dataclass
+class _Run:
+    """Where a run keeps its checkpoints (plait.resume) and where it resumes from."""
+
+    work: Path
+    resume_from: Path | None
+    resume_hint: str
+
+
+def _table_datasets(
+    cfg: PlaitConfig, frame: pd.DataFrame, base_dir: Path
+) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor], dict[str, TableDataset]]:
+    """A table that fits in memory: split, fit on the training rows, transform once."""
     for out_cfg in cfg.outputs:  # whole-table row numbers, before splitting
         if out_cfg.type != "retrieval":  # a row may lack one tower (that pair sits out)
             check_no_missing(frame[out_cfg.name], out_cfg.name)
-    out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
-    if rank == 0 and out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
-        raise PlaitError(f"output folder {out_dir} already exists; choose another --out or pass --overwrite")
     train_df, val_df, test_df = split_frame(
         frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed, split_group(cfg)
     )
-    processors, targets = fit_processors(cfg, train_df, table.base_dir, all_labels=frame)
+    processors, targets = fit_processors(cfg, train_df, base_dir, all_labels=frame)
     datasets = {
         name: TableDataset.from_frame(
             part,
             processors,
             targets,
             training=name == "train",
-            base_dir=table.base_dir,
+            base_dir=base_dir,
             on_bad_row=cfg.on_bad_row,
+            cache=cfg.cache,
         )
         for name, part in (("train", train_df), ("val", val_df), ("test", test_df))
         if len(part)
     }
-    verbose = verbose and rank == 0  # one process speaks for a DDP run
-    # Everything is validated by now, so the schema is not followed by an error.
-    if verbose:
-        show_schema(cfg, frame)
-    bad = sum(len(ds.bad_rows) for ds in datasets.values())
-    if bad and verbose:
-        what = "skipped" if cfg.on_bad_row == "skip" else "kept with the unusable cells treated as missing"
-        console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}")
-    if not all(len(ds) for ds in datasets.values()):
-        raise DataError("no rows left to train or validate on after skipping bad rows")
+    return processors, targets, datasets
 
-    if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
-        with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
-            predictor, _ = _train(cfg, processors, targets, datasets, Path(tmp), verbose)
-        return predictor  # its run_dir stays None
-    with staging(out_dir, overwrite) as tmp:
-        predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose)
-        write_run(tmp, cfg, processors, targets, metrics)
-        save_training_report(tmp, cfg, frame, datasets, predictor, shown_as=out_dir)  # never raises
-    predictor.run_dir = out_dir
-    return predictor
+
+def _stream_datasets(
+    cfg: PlaitConfig,
+    shards: Shards,
+    sample: pd.DataFrame,
+    taken: list[tuple[int, int]],
+    declared: Collection[str] = (),
+) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor], dict[str, StreamingDataset]]:
+    """A folder of Parquet shards: one pass over the label and split columns (row counts,
+    every class), input processors fitted on the sample's training rows, parts streamed.
+    `declared`: columns whose type the user gave (kept even if the full table disagrees)."""
+    refused = [o.name for o in cfg.outputs if o.type in ("retrieval", "text")]
+    if refused:
+        raise ConfigError(
+            f"a streamed table (a folder of Parquet shards) trains classification, regression and "
+            f"multi-label targets; {', '.join(refused)} need(s) one table file that fits in memory"
+        )
+    tc = cfg.trainer
+    names = [o.name for o in cfg.outputs]
+    found = label_pass(shards, names, cfg.split_column, tc.val_fraction, cfg.seed, check_missing=names)
+    for o in cfg.outputs:  # the sample saw two values; the whole table has more
+        if o.type == "binary" and len(found.labels[o.name]) > 2 and o.name not in declared:
+            o.type = "category"
+    parts = shards.sample_parts(sample, taken, cfg.split_column, tc.val_fraction, cfg.seed)
+    train_sample = sample[parts == 0]
+    if train_sample.empty:
+        raise DataError(
+            f"the sample of {shards.source} holds no training rows; raise trainer.stream_sample_rows"
+        )
+    processors, targets = fit_processors(cfg, train_sample, shards.base_dir)
+    for o in cfg.outputs:  # class lists from every label in the table, not the sample's
+        if o.type in ("category", "binary", "multilabel"):
+            proc = make_target(o)
+            targets[o.name] = proc.fit(found.labels[o.name], o.name)
+            if isinstance(proc, MultilabelTarget):
+                proc.fit_frequencies(train_sample[o.name], o.name)
+    workers = stream_workers(tc.num_workers)
+    datasets = {
+        part: StreamingDataset(
+            shards,
+            part,
+            processors,
+            targets,
+            tc.batch_size if part == "train" else tc.eval_batch_size,
+            training=part == "train",
+            seed=cfg.seed,
+            val_fraction=tc.val_fraction,
+            split_column=cfg.split_column,
+            on_bad_row=cfg.on_bad_row,
+            buffer_rows=tc.stream_buffer_rows,
+            workers=workers,
+            cache=cfg.cache,
+        )
+        for part in ("train", "val", "test")
+        if shards.counts[part].any()
+    }
+    if "val" not in datasets:
+        raise DataError(f"table {shards.source} has no validation rows; raise trainer.val_fraction")
+    return processors, targets, datasets
 
 
 def split_group(cfg: PlaitConfig) -> str | None:
@@ -223,9 +364,10 @@ def _train(
     cfg: PlaitConfig,
     processors: dict[str, InputProcessor],
     targets: dict[str, TargetProcessor],
-    datasets: dict[str, TableDataset],
+    datasets: dict[str, TableDataset] | dict[str, StreamingDataset],
     folder: Path,
     verbose: bool,
+    run: _Run,
 ) -> tuple[Predictor, dict[str, Any]]:
     tc = cfg.trainer
     if isinstance(tc.modality_dropout, dict):
@@ -245,10 +387,15 @@ def _train(
         trainer_config=tc,
         towers={o.name: o.columns for o in cfg.outputs if o.type == "retrieval"},
     )
-    work = folder / "_work"  # checkpoints and raw logs; removed before the run is final
+    work = run.work  # checkpoints and raw logs, beside the run folder until it is complete
+    if run.resume_from is not None and (work / "metrics.csv").exists():
+        # Lightning's logger starts its file afresh: keep the epochs logged before.
+        _append_log(work / "metrics.csv", work / EARLIER_LOG)
     checkpoint = ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_loss", save_weights_only=True)
     timer = EpochTimer()
-    callbacks: list[Any] = [checkpoint, EarlyStopping("val_loss", patience=tc.patience), timer]
+    last = ResumeCheckpoint(work / LAST, tc.checkpoint_every_n_steps)
+    stop = GracefulStop(last, run.resume_hint)
+    callbacks: list[Any] = [checkpoint, EarlyStopping("val_loss", patience=tc.patience), timer, stop, last]
     if verbose and tc.progress:
         callbacks.append(TQDMProgressBar(refresh_rate=20))
     _quiet_lightning()
@@ -258,40 +405,58 @@ def _train(
         max_epochs=tc.epochs,
         gradient_clip_val=tc.gradient_clip,
         callbacks=callbacks,
+        plugins=[SafeCheckpointIO()],
         logger=CSVLogger(work, name="", version=""),
         default_root_dir=work,
         enable_progress_bar=verbose and tc.progress,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic="warn",
-        log_every_n_steps=max(1, min(50, len(datasets["train"]) // (tc.batch_size * processes))),
+        log_every_n_steps=max(1, min(50, datasets["train"].n_rows // (tc.batch_size * processes))),
     )
-    train_loader = make_loader(datasets["train"], tc.batch_size, shuffle=True, num_workers=tc.num_workers)
-    val_loader = make_loader(datasets["val"], tc.eval_batch_size, shuffle=False, num_workers=tc.num_workers)
+    pin = isinstance(trainer.accelerator, CUDAAccelerator)  # page-locked batches copy faster to a GPU
+    train_loader, val_loader = (
+        _loader(datasets[p], tc, p == "train", pin, cfg.seed, resumable=trainer.world_size == 1)
+        for p in ("train", "val")
+    )
+    if isinstance(train_loader, ResumableLoader):
+        last.loader = train_loader  # its position travels in last.ckpt
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*Experiment logs directory .* exists and is not empty.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
         # Frozen pretrained backbones are kept in eval mode on purpose.
         warnings.filterwarnings("ignore", r".*module\(s\) in eval mode.*")
-        trainer.fit(system, train_loader, val_loader)
+        try:
+            stop.install()
+            trainer.fit(system, train_loader, val_loader, ckpt_path=run.resume_from, weights_only=True)
+        except BackendCompilerFailed as err:  # trainer.compile on this machine
+            problem = " ".join(str(err).split("\n\n")[0].split())[:300]
+            raise ConfigError(
+                f"trainer.compile: torch.compile cannot run here ({problem}); train without --compile"
+            ) from None
+        finally:
+            stop.uninstall()
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt
     # Rank 0 wrote the checkpoint; every process of this machine (or of a shared file
     # system) loads it, and rank 0 deletes it only after that.
     if checkpoint.best_model_path and Path(checkpoint.best_model_path).is_file():
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(checkpoint.best_model_path)
         system.load_state_dict(state["state_dict"])
     trainer.strategy.barrier("plait-best-loaded")
     leave_process_group()  # what follows is rank 0's alone
-    model = system.model.cpu().eval()
+    # The plain module (never the compiled callable), in the default memory format:
+    # safetensors stores only contiguous tensors, and predictions expect it.
+    model = system.model.cpu().eval().to(memory_format=torch.contiguous_format)
     if not trainer.is_global_zero:
         return Predictor(cfg, processors, targets, model), {}
     save_model(model, str(folder / "model.safetensors"))
-    if (work / "metrics.csv").exists():
-        _write_epoch_log(work / "metrics.csv", folder / "log.csv")
-    shutil.rmtree(work, ignore_errors=True)
+    raw_logs = [p for p in (work / EARLIER_LOG, work / "metrics.csv") if p.exists()]
+    if raw_logs:
+        _write_epoch_log(raw_logs, folder / "log.csv")
     # ddp_spawn trains in child processes and hands back no epoch count; the log has it.
     epochs = trainer.current_epoch or _logged_epochs(folder / "log.csv")
 
@@ -305,12 +470,36 @@ def _train(
         best_epoch=_best_epoch(checkpoint.best_model_path),
         train_seconds=round(train_seconds, 2),
         epoch_seconds=[round(t, 3) for t in timer.seconds],
-        train_samples_per_second=round(epochs * len(datasets["train"]) / train_seconds, 1),
-        rows={k: len(v) for k, v in datasets.items()},
+        train_samples_per_second=round(epochs * datasets["train"].n_rows / train_seconds, 1),
+        rows={k: v.n_rows for k, v in datasets.items()},
     )
     if thresholds:
         metrics["thresholds"] = thresholds
     return predictor, metrics
+
+
+def _loader(
+    dataset: TableDataset | StreamingDataset,
+    tc: TrainerConfig,
+    training: bool,
+    pin_memory: bool = False,
+    seed: int = 0,
+    resumable: bool = True,
+) -> DataLoader:
+    """A streamed part brings its own loader (its workers read their own shards); the
+    training loader's order is resumable state (plait.data.order)."""
+    if isinstance(dataset, StreamingDataset):
+        return stream_loader(dataset)
+    batch_size = tc.batch_size if training else tc.eval_batch_size
+    return make_loader(
+        dataset,
+        batch_size,
+        training,
+        num_workers=tc.num_workers,
+        pin_memory=pin_memory,
+        seed=seed,
+        resumable=resumable,
+    )
 
 
 def _tune_thresholds(predictor: Predictor, val: TableDataset) -> dict[str, dict[str, float]]:
@@ -357,12 +546,23 @@ def _logged_epochs(log: Path) -> int:
     return len(pd.read_csv(log)) if log.exists() else 0
 
 
-def _write_epoch_log(raw: Path, dest: Path) -> None:
-    """Lightning's CSV has one row per logging call; keep one row per epoch."""
-    log = pd.read_csv(raw)
+def _write_epoch_log(raws: list[Path], dest: Path) -> None:
+    """Lightning's CSV has one row per logging call; keep one row per epoch. A resumed
+    run's log comes in two parts: before the interruption and after."""
+    log = pd.concat([pd.read_csv(raw) for raw in raws], ignore_index=True)
     log = log.drop(columns=[c for c in ("step",) if c in log]).groupby("epoch").first().reset_index()
     log["epoch"] += 1
     log.to_csv(dest, index=False)
+
+
+EARLIER_LOG = "metrics-before-resume.csv"
+
+
+def _append_log(raw: Path, earlier: Path) -> None:
+    frames = [pd.read_csv(p) for p in (earlier, raw) if p.exists() and p.stat().st_size]
+    if frames:
+        pd.concat(frames, ignore_index=True).to_csv(earlier, index=False)
+    raw.unlink()
 
 
 def _quiet_lightning() -> None:
@@ -370,8 +570,8 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def show_schema(cfg: PlaitConfig, frame: pd.DataFrame) -> None:
-    table = RichTable(title=f"{len(frame)} rows", title_justify="left")
+def show_schema(cfg: PlaitConfig, frame: pd.DataFrame, title: str | None = None) -> None:
+    table = RichTable(title=title or f"{len(frame)} rows", title_justify="left")
     for header in ("column", "role", "type", "encoder (group) / head", "missing"):
         table.add_column(header)
     for col in cfg.inputs:

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-import pandas as pd
+import os
 
-from plait.data.datamodule import split_frame
+import pandas as pd
+import torch
+
+from plait.data.collate import Batch
+from plait.data.datamodule import default_workers, make_loader, split_frame
 
 
 def test_grouped_validation_keeps_each_item_on_one_side():
@@ -21,3 +25,24 @@ def test_grouped_validation_never_takes_every_group():
     frame = pd.DataFrame({"image": ["a.png"] * 3 + ["b.png"] * 3})
     train, val, _ = split_frame(frame, None, 0.9, seed=0, group_column="image")
     assert len(train) == 3 and len(val) == 3
+
+
+def test_auto_workers_and_pinned_memory():
+    assert default_workers(streaming=False) == 0  # in-memory tables gather in the main process
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    assert default_workers(streaming=True) == max(0, min(4, cores - 1))
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 4
+
+        def __getitems__(self, rows: list[int]) -> Batch:
+            idx = torch.tensor(rows)
+            return Batch({"x": idx.float()}, {"x": idx >= 0}, {"y": idx}, idx)
+
+    loader = make_loader(Rows(), batch_size=2, shuffle=False)  # type: ignore[arg-type]
+    assert loader.num_workers == 0 and not loader.pin_memory
+    batch = Batch({"x": torch.zeros(2)}, {"x": torch.ones(2, dtype=torch.bool)}, {}, torch.arange(2))
+    if torch.cuda.is_available():  # pinning needs a CUDA runtime
+        pinned = batch.pin_memory()
+        assert pinned.inputs["x"].is_pinned() and pinned.rows.is_pinned()

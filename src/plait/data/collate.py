@@ -26,6 +26,15 @@ class Batch:
     def __len__(self) -> int:
         return len(next(iter(self.present.values())))
 
+    def pin_memory(self) -> Batch:
+        """Page-locked copies (the DataLoader calls this with `pin_memory=True`)."""
+        rows = self.rows.pin_memory() if self.rows is not None else None
+        return Batch(_pinned(self.inputs), _pinned(self.present), _pinned(self.targets), rows)
+
+
+def _pinned(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.pin_memory() for k, v in tensors.items()}
+
 
 def identity_collate(batch: Batch) -> Batch:
     """The dataset already returns whole batches (`__getitems__`); nothing to stack."""

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any, Literal
+
 import numpy as np
 import pandas as pd
+import torch
 from torch.utils.data import DataLoader
 
 from plait.data.collate import identity_collate
 from plait.data.dataset import TableDataset
+from plait.data.order import ResumableLoader
 from plait.data.processors.base import is_empty
 from plait.errors import DataError
 
-_SPLIT_ALIASES = {
+SPLIT_ALIASES = {
     "train": "train",
     "val": "val",
     "valid": "val",
@@ -33,7 +38,7 @@ def split_frame(
     rows sharing its value (one image's five captions) go to the same side, so
     validation never shows an item seen in training."""
     if split_column is not None:
-        split = frame[split_column].astype(str).str.strip().str.lower().map(_SPLIT_ALIASES)
+        split = frame[split_column].astype(str).str.strip().str.lower().map(SPLIT_ALIASES)
         train, val, test = (frame[split == s] for s in ("train", "val", "test"))
     else:
         train, val, test = frame, frame.iloc[:0], frame.iloc[:0]
@@ -63,13 +68,46 @@ def _grouped_rows(groups: pd.Series, n_val: int, rng: np.random.Generator) -> np
     return np.isin(codes, taken)
 
 
-def make_loader(dataset: TableDataset, batch_size: int, shuffle: bool, num_workers: int = 0) -> DataLoader:
-    """Batches come whole from `TableDataset.__getitems__`, so the collate is the identity."""
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=num_workers,
-        collate_fn=identity_collate,
-        persistent_workers=num_workers > 0,
-    )
+def default_workers(streaming: bool) -> int:
+    """DataLoader workers for `num_workers: auto`.
+
+    In-memory tables: 0. Decoding is done before training, so a batch is one vectorised
+    gather plus normalisation (about 1 ms for 64 easy-VQA rows); a worker process costs
+    more in pickling the batch back than it saves, and on few cores it competes with
+    the model for them (bench/throughput.py, docs/benchmarks.md: 2 workers were slower
+    than 0 on 2 cores). Streamed data decodes per batch: a few workers, leaving one
+    core to the training loop.
+    """
+    if not streaming:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(4, cores - 1))
+
+
+def make_loader(
+    dataset: TableDataset,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int | Literal["auto"] = "auto",
+    pin_memory: bool = False,
+    seed: int = 0,
+    resumable: bool = True,
+) -> DataLoader:
+    """Batches come whole from `TableDataset.__getitems__`, so the collate is the identity.
+    `pin_memory`: page-locked batches for faster, asynchronous copies to a CUDA device.
+    Shuffled loaders draw each epoch's order from (seed, epoch) and can resume mid-epoch;
+    not under DDP (`resumable=False`), where Lightning puts its DistributedSampler in."""
+    workers = default_workers(streaming=False) if num_workers == "auto" else num_workers
+    options: dict[str, Any] = {
+        # Its own generator for the workers' base seed: creating an iterator then draws
+        # nothing from the global RNG, so a run resumed mid-epoch draws what the
+        # uninterrupted one did.
+        "generator": torch.Generator().manual_seed(seed),
+        "num_workers": workers,
+        "collate_fn": identity_collate,
+        "persistent_workers": workers > 0,
+        "pin_memory": pin_memory,
+    }
+    if shuffle and resumable:
+        return ResumableLoader(dataset, batch_size, seed, **options)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, **options)

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from plait.data.collate import Batch
+from plait.data.decode_cache import cached_transform
 from plait.data.processors import Encoded, InputProcessor, TargetProcessor, TextTarget
 
 
@@ -56,12 +57,16 @@ class TableDataset(Dataset[Batch]):
         training: bool = False,
         base_dir: Path | None = None,
         on_bad_row: str = "error",
+        cache: bool = False,
     ) -> TableDataset:
+        """`cache`: read decoded image/audio/text columns from the on-disk decode cache
+        (data/decode_cache.py) when this table was transformed before, else store them."""
         columns: dict[str, Encoded] = {}
         for name, processor in processors.items():
             if base_dir is not None:
                 processor.base_dir = base_dir
-            columns[name] = processor.transform(processor.select(frame, name), name, on_bad_row=on_bad_row)
+            cells = processor.select(frame, name)
+            columns[name] = cached_transform(processor, cells, name, on_bad_row, enabled=cache)  # type: ignore[arg-type]
         targets = {n: p.transform(p.select(frame, n), n) for n, p in (target_processors or {}).items()}
         texts = {
             n: p.normalise(frame[n])
@@ -83,6 +88,15 @@ class TableDataset(Dataset[Batch]):
 
     def __len__(self) -> int:
         return len(self.keep)
+
+    @property
+    def n_rows(self) -> int:
+        """Rows served (as for a streamed table, whose `len` counts batches)."""
+        return len(self.keep)
+
+    def target_values(self, target: str) -> Tensor:
+        """The target's transformed values of the kept rows, in table order."""
+        return self.targets[target][self.keep]
 
     @property
     def skipped(self) -> int:

@@ -8,7 +8,8 @@ changed weights (another folder) can never hit an old entry. Parts are written
 whole to a temporary name and renamed, so a crash never leaves a torn part, and
 concurrent writers only ever add parts.
 
-The root is `$PLAIT_CACHE_DIR`, else `~/.cache/plait/features`.
+The root is `$PLAIT_CACHE_DIR`, else `~/.cache/plait/features`. (Decoded columns,
+data/decode_cache.py, go to `<cache_home()>/decoded`.)
 """
 
 from __future__ import annotations
@@ -24,8 +25,14 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 
+def cache_home() -> Path:
+    """Plait's cache folder: `$PLAIT_CACHE_DIR`, else `~/.cache/plait`."""
+    return Path(os.environ.get("PLAIT_CACHE_DIR") or Path.home() / ".cache" / "plait")
+
+
 def cache_root() -> Path:
-    return Path(os.environ.get("PLAIT_CACHE_DIR", Path.home() / ".cache" / "plait" / "features"))
+    """The feature cache: `$PLAIT_CACHE_DIR` itself (as documented), else `~/.cache/plait/features`."""
+    return cache_home() if os.environ.get("PLAIT_CACHE_DIR") else cache_home() / "features"
 
 
 def item_keys(values: Tensor, salt: str) -> list[bytes]:

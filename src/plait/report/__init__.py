@@ -52,12 +52,21 @@ def write_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Pat
                 f"{folder} is not a run folder: it has no {name} (expected a folder written by plait train)"
             )
     from plait.report import sections  # matplotlib loads only when a report is drawn
+    from plait.runfolder import check_links
 
+    check_links(folder)  # no file of the report is read through a link out of the folder
     try:
         metrics = sections.read_json(folder / "metrics.json") or {}
+    except ValueError as error:  # also UnicodeDecodeError
+        raise RunFolderError(f"{folder / 'metrics.json'} is damaged: not valid JSON ({error})") from None
+    try:
         config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
     except (ValueError, yaml.YAMLError) as error:
-        raise RunFolderError(f"{folder} has a damaged metrics.json or config.yaml: {error}") from None
+        detail = " ".join(str(error).split())[:200]
+        raise RunFolderError(f"{folder / 'config.yaml'} is damaged: not valid YAML ({detail})") from None
+    if not isinstance(metrics, dict) or not isinstance(config, dict):
+        name = "metrics.json" if not isinstance(metrics, dict) else "config.yaml"
+        raise RunFolderError(f"{folder / name} is damaged: expected a mapping at the top level")
     summary = functools.partial(sections.read_json, folder / "summary.json")  # read in each section
     parts: list[tuple[str, str, Callable[[], str]]] = [
         ("overview", "Overview", lambda: sections.overview(folder, metrics, config)),

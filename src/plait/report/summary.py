@@ -63,7 +63,8 @@ def build_summary(
                 evaluation[t] = target_details(proc, preds[t], truth[t])
     return {
         "trained": datetime.now().isoformat(sep=" ", timespec="minutes"),
-        "rows": {"table": len(frame), **{k: len(ds) for k, ds in datasets.items()}},
+        # A streamed table's `frame` is its sample (the columns' summary describes it).
+        "rows": {"table": len(frame), **{k: ds.n_rows for k, ds in datasets.items()}},
         "held_out": "test" if held == "test" else "validation",
         "columns": column_summary(cfg, frame),
         "labels": labels,
@@ -118,4 +119,4 @@ def label_distribution(proc: TargetProcessor, per_split: dict[str, np.ndarray]) 
 
 
 def _kept(dataset: TableDataset, target: str) -> np.ndarray:
-    return dataset.targets[target][dataset.keep].float().numpy()
+    return dataset.target_values(target).float().numpy()

@@ -14,12 +14,24 @@ import soxr
 import torch
 from torch import Tensor
 
+from plait.data.paths import media_path
 from plait.data.processors.base import Encoded, InputProcessor, is_empty, load_distinct
 from plait.errors import DataError
 
 _FIT_SAMPLE = 256  # clips read to fit the duration and the log-mel statistics
 _CHUNK = 64  # clips per STFT batch (bounds the memory of raw waveforms)
 _MAX_FITTED_SECONDS = 30.0
+# Longer files are refused (from the header, before decoding): decoded clips are held
+# whole as mono float32, so 600 s bounds one clip to 115 MB at 48 kHz.
+MAX_SECONDS = 600.0
+_MAX_RATE = 384_000  # Hz; the highest rate in use (DXD), which also bounds memory
+_BLOCK = 1 << 20  # samples (all channels) decoded at a time
+# Samples are nominally within ±1; far past this the spectrogram overflows float32.
+_MAX_AMPLITUDE = 1e6
+
+
+class _TooLong(Exception):
+    """A file over `max_seconds` (reported as a bad cell)."""
 
 
 class AudioProcessor(InputProcessor):
@@ -47,6 +59,7 @@ class AudioProcessor(InputProcessor):
         freq_mask: int = 0,
         num_masks: int = 2,
         features: str = "log_mel",
+        max_seconds: float = MAX_SECONDS,
     ) -> None:
         self.sample_rate = sample_rate
         self.duration = duration
@@ -58,6 +71,7 @@ class AudioProcessor(InputProcessor):
         self.freq_mask = freq_mask
         self.num_masks = num_masks
         self.features = features  # "log_mel", or "waveform" for pretrained speech models
+        self.max_seconds = max_seconds  # longer files are bad cells (memory guard)
         self._filters: Tensor | None = None
 
     # -- sizes ---------------------------------------------------------------
@@ -71,26 +85,36 @@ class AudioProcessor(InputProcessor):
 
     @property
     def num_samples(self) -> int:
-        return max(self.hop, round(self.duration_ * self.sample_rate))
+        # The STFT reflect-pads n_fft // 2 samples each side, which needs a longer input.
+        shortest = self.n_fft // 2 + 1 if self.features == "log_mel" else self.hop
+        return max(self.hop, shortest, round(self.duration_ * self.sample_rate))
 
     # -- decoding -------------------------------------------------------------
     def _load(self, value: Any, column: str, row: int, on_bad_row: str) -> np.ndarray | None:
         """One cell → mono float32 waveform at `sample_rate`; None when skipping."""
-        path = Path(str(value).strip())
-        path = path if path.is_absolute() else self.base_dir / path
+        if (path := media_path(value, self.base_dir, column, row, on_bad_row)) is None:
+            return None  # outside --data-root, and bad rows are skipped or missing
         if not path.is_file():
             problem = "audio file not found"
         else:
             try:
-                data, rate = sf.read(path, dtype="float32", always_2d=True)  # (samples, channels)
-                if data.shape[0] == 0:
+                wave, rate = self._read_mono(path)
+                if len(wave) == 0:
                     raise ValueError("it holds 0 samples")
-                wave = data.mean(axis=1)  # stereo → mono
                 if rate != self.sample_rate:
                     wave = soxr.resample(wave, rate, self.sample_rate).astype(np.float32)
+                if len(wave) == 0:  # shorter than one sample period at the target rate
+                    raise ValueError(f"it holds less than one sample at {self.sample_rate} Hz")
                 if not np.isfinite(wave).all():
                     raise ValueError("it holds non-finite samples")
+                if (peak := float(np.abs(wave).max())) > _MAX_AMPLITUDE:
+                    raise ValueError(f"its samples reach {peak:.3g}, far outside -1..1")
                 return wave if self.perturb is None else self.perturb(wave)
+            except _TooLong as err:
+                problem = (
+                    f"audio too long ({err} s); the limit is max_seconds={self.max_seconds:g} "
+                    "(an audio preprocessing option)"
+                )
             except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as err:
                 detail = " ".join(str(err).split())[:120]
                 problem = f"not a readable audio file ({detail})"
@@ -98,10 +122,29 @@ class AudioProcessor(InputProcessor):
             return None
         raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
 
+    def _read_mono(self, path: Path) -> tuple[np.ndarray, int]:
+        """Decode to (samples,) mono float32 at the file's rate, block by block, holding
+        at most `max_seconds` (refused from the header before decoding)."""
+        with sf.SoundFile(path) as file:  # the header only
+            rate = file.samplerate
+            if not 1 <= rate <= _MAX_RATE:
+                raise ValueError(f"its sample rate {rate} Hz is outside 1 to {_MAX_RATE} Hz")
+            if file.frames > self.max_seconds * rate:
+                raise _TooLong(f"{file.frames / rate:,.0f}")
+            step = max(1, _BLOCK // file.channels)
+            parts = []  # reads stop at the header's frame count, so the limit holds
+            while len(block := file.read(step, dtype="float32", always_2d=True)):
+                parts.append(block.mean(axis=1))  # (frames, channels) → mono
+        return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), rate
+
     def fit(self, values: pd.Series, column: str = "audio", on_bad_row: str = "error") -> AudioProcessor:
         if self.features not in ("log_mel", "waveform"):
             raise DataError(
                 f"column {column!r}: audio features must be log_mel or waveform, got {self.features!r}"
+            )
+        if not isinstance(self.max_seconds, (int, float)) or not self.max_seconds > 0:
+            raise DataError(
+                f"column {column!r}: audio max_seconds must be positive, got {self.max_seconds!r}"
             )
         cells = values[[not is_empty(v) for v in values.tolist()]].drop_duplicates()
         sample = cells.sample(min(_FIT_SAMPLE, len(cells)), random_state=0) if len(cells) else cells
@@ -116,7 +159,8 @@ class AudioProcessor(InputProcessor):
         if waves and self.features == "log_mel":
             mel, mask = self._log_mel(waves)
             real = mel[:, 1:].transpose(1, 2)[mask.bool()]  # (real frames, n_mels)
-            self.mean_, self.std_ = float(real.mean()), float(real.std().clamp_min(1e-3))
+            if real.numel() > 1:  # a std needs two values (n_mels 1 and one short clip)
+                self.mean_, self.std_ = float(real.mean()), float(real.std().clamp_min(1e-3))
         return self
 
     def _log_mel(self, waves: list[np.ndarray]) -> tuple[Tensor, Tensor]:

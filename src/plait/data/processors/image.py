@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from torch import Tensor
 from torchvision.transforms import v2
 
+from plait.data.paths import media_path
 from plait.data.processors.base import Encoded, InputProcessor, is_empty, load_distinct
 from plait.errors import DataError
 
 _FIT_SAMPLE = 512  # images used to estimate the per-channel mean and std
+# Images whose header declares more pixels are refused before decoding: 64 MP holds
+# any camera photo and bounds memory (RGB is decoded at 4 bytes a pixel: 256 MB).
+MAX_PIXELS = 64_000_000
+_HIGH_DEPTH = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")  # grey modes with more than 8 bits
+
+
+class _TooLarge(Exception):
+    """An image over `max_pixels` (reported as a bad cell)."""
+
+
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16/32-bit grey → 8-bit L: integers scaled from 0..65535, floats from 0..1 or (when
+    outside it) stretched from their own min..max; NaN and ±inf become 0."""
+    values = np.asarray(img)
+    if img.mode != "F":
+        return Image.fromarray((np.clip(values, 0, 65535) // 257).astype(np.uint8))
+    values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if low >= 0.0 and high <= 1.0:
+        low, high = 0.0, 1.0  # the usual range of float images
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return Image.fromarray(((values - low) * scale).round().astype(np.uint8))
 
 
 class ImageProcessor(InputProcessor):
@@ -39,6 +61,7 @@ class ImageProcessor(InputProcessor):
         rotation: float = 0.0,
         mean: list[float] | None = None,
         std: list[float] | None = None,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self.size = size
         self.keep_aspect = keep_aspect
@@ -49,6 +72,7 @@ class ImageProcessor(InputProcessor):
         # Fixed normalisation (a pretrained model's); estimated from training images if None.
         self.mean = mean
         self.std = std
+        self.max_pixels = max_pixels  # larger images are bad cells (decompression-bomb guard)
         self._augmenter: v2.Compose | None = None
 
     @property
@@ -58,6 +82,10 @@ class ImageProcessor(InputProcessor):
     def fit(self, values: pd.Series, column: str = "image", on_bad_row: str = "error") -> ImageProcessor:
         if not isinstance(self.size, int) or self.size < 8:
             raise DataError(f"column {column!r}: image size must be an integer ≥ 8, got {self.size!r}")
+        if not isinstance(self.max_pixels, int) or self.max_pixels < 1:
+            raise DataError(
+                f"column {column!r}: image max_pixels must be a positive integer, got {self.max_pixels!r}"
+            )
         if self.mean is not None or self.std is not None:
             if not (isinstance(self.mean, list) and isinstance(self.std, list)) or not (
                 len(self.mean) == len(self.std) == self.channels
@@ -79,27 +107,25 @@ class ImageProcessor(InputProcessor):
 
     def _load(self, value: Any, column: str, row: int, on_bad_row: str) -> np.ndarray | None:
         """Decode one cell to uint8 (C, size, size); None when unreadable and skipping."""
-        path = Path(str(value).strip())
-        path = path if path.is_absolute() else self.base_dir / path
+        if (path := media_path(value, self.base_dir, column, row, on_bad_row)) is None:
+            return None  # outside --data-root, and bad rows are skipped or missing
         try:
-            with warnings.catch_warnings(), Image.open(path) as img:
-                # Refuse decompression bombs outright instead of Pillow's warning.
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                img.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced size
-                img = ImageOps.exif_transpose(img).convert("L" if self.grayscale else "RGB")
-                size = (self.size, self.size)
-                img = ImageOps.fit(img, size) if self.keep_aspect else img.resize(size)
-                array = np.asarray(img, dtype=np.uint8)
+            with warnings.catch_warnings():
+                # Pillow checks the size (and warns) inside open(); our own limit below
+                # replaces that warning. Past 2 × Image.MAX_IMAGE_PIXELS open() raises.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as img:  # reads the header only
+                    if img.width * img.height > self.max_pixels:  # refused before any decoding
+                        raise _TooLarge(f"{img.width}×{img.height} = {img.width * img.height:,} pixels")
+                    array = self._pixels(img)
         except FileNotFoundError:
             problem = "image file not found"
-        except (
-            UnidentifiedImageError,
-            OSError,
-            SyntaxError,
-            ValueError,
-            Image.DecompressionBombError,
-            Image.DecompressionBombWarning,
-        ) as err:
+        except (_TooLarge, Image.DecompressionBombError) as err:
+            problem = (
+                f"image too large to decode ({err}); the limit is max_pixels={self.max_pixels:,} "
+                "(an image preprocessing option)"
+            )
+        except Exception as err:  # untrusted bytes: any decoder failure is a bad file
             problem = f"not a readable image ({type(err).__name__})"
         else:
             array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
@@ -107,6 +133,19 @@ class ImageProcessor(InputProcessor):
         if on_bad_row != "error":
             return None
         raise DataError(f"column {column!r}, row {row + 1}: {problem}: {path}")
+
+    def _pixels(self, img: Image.Image) -> np.ndarray:
+        """An opened image of any mode → uint8 (size, size) or (size, size, 3)."""
+        img.draft("RGB", (self.size, self.size))  # JPEG: decode at reduced size
+        img = ImageOps.exif_transpose(img)
+        if img.mode in _HIGH_DEPTH:
+            img = _to_8bit(img)  # convert() would clip at 255: 16-bit images turn white
+        elif img.mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")  # Pillow's advice for such palettes (it warns otherwise)
+        img = img.convert("L" if self.grayscale else "RGB")  # alpha dropped, as torchvision does
+        size = (self.size, self.size)
+        img = ImageOps.fit(img, size) if self.keep_aspect else img.resize(size)
+        return np.asarray(img, dtype=np.uint8)
 
     def transform(self, values: pd.Series, column: str, on_bad_row: str = "error") -> Encoded:
         self.check_fitted()

@@ -103,7 +103,7 @@ class MultilabelTarget(TargetProcessor):
             if text.startswith("["):  # a JSON list, e.g. `[]` for the empty set in a CSV
                 try:
                     value = json.loads(text)
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):  # nesting past Python's stack
                     raise DataError(
                         f"label column {column!r}, row {row + 1}: {_short(text)} starts with '[' but is "
                         f"not a JSON list; write a JSON list of labels or labels joined by {self.delimiter!r}"

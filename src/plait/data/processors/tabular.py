@@ -12,17 +12,51 @@ import torch
 from plait.data.processors.base import Encoded, InputProcessor, is_empty
 from plait.errors import ConfigError, DataError
 
+# Fitting statistics (sums of squares) stay finite for inputs clipped to this size.
+_MAX_FIT_VALUE = 1e150
+# Scaled values are clipped to this size: a huge number far outside the training range
+# must not overflow float32 into inf.
+_MAX_SCALED = 1e6
+
+
+def _as_number(value: Any) -> float:
+    """One cell → float: NaN when it is no real number, ±inf past the float range."""
+    if isinstance(value, (complex, np.complexfloating)):
+        return np.nan
+    try:
+        return float(value)
+    except OverflowError:  # an integer too large for a float: infinite, so missing
+        return np.inf
+    except (TypeError, ValueError):  # text, lists, dicts
+        return np.nan
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """Cells → real numbers (NaN where a cell is none), vectorised when pandas can."""
+    try:
+        numbers = pd.to_numeric(values, errors="coerce")
+    except (TypeError, ValueError, OverflowError):  # lists or dicts in cells
+        numbers = None
+    if numbers is None or numbers.dtype.kind not in "biuf":  # complex; ints past int64
+        numbers = pd.Series([_as_number(v) for v in values.tolist()], index=values.index, dtype=np.float64)
+    return numbers
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 def to_float(values: pd.Series, column: str, on_bad_row: str = "error") -> tuple[np.ndarray, list[int]]:
     """Numbers (or numeric strings) → float64 with NaN for empty cells and ±inf, plus the
     positions of cells holding text. Text is an error unless on_bad_row says otherwise,
     when it becomes NaN (missing) and its position is reported."""
-    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = _numbers(values)
     bad = numbers.isna() & ~pd.Series([is_empty(v) for v in values.tolist()], index=values.index)
     if bad.any() and on_bad_row == "error":
         first = bad[bad].index.min()  # index label = the row's position in the table
         raise DataError(
-            f"column {column!r}, row {int(first) + 1}: expected a number, got {values[first]!r} "
+            f"column {column!r}, row {int(first) + 1}: expected a number, got {_short(values[first])} "
             f"({int(bad.sum())} such cells); fix them, pass --on-bad-row skip, or give the column "
             f"another type with --type {column}=category"
         )
@@ -52,8 +86,12 @@ class NumericProcessor(InputProcessor):
     def _prepare(self, values: pd.Series, column: str, on_bad_row: str) -> tuple[np.ndarray, list[int]]:
         array, bad = to_float(values, column, on_bad_row)
         if self.log:
-            if np.nanmin(array, initial=0.0) < 0:
-                raise DataError(f"column {column!r}: log scaling needs non-negative numbers")
+            negative = np.flatnonzero(array < 0)
+            if len(negative):
+                raise DataError(
+                    f"column {column!r}, row {int(values.index[negative[0]]) + 1}: log scaling needs "
+                    f"non-negative numbers, got {array[negative[0]]:g} ({len(negative)} such cells)"
+                )
             array = np.log1p(array)
         return array, bad
 
@@ -63,7 +101,7 @@ class NumericProcessor(InputProcessor):
                 f"column {column!r}: scaling must be standard, robust or quantile, got {self.scaling!r}"
             )
         finite, _ = self._prepare(values, column, on_bad_row)
-        finite = finite[~np.isnan(finite)]
+        finite = np.clip(finite[~np.isnan(finite)], -_MAX_FIT_VALUE, _MAX_FIT_VALUE)
         if len(finite) == 0:
             finite = np.zeros(1)
         if self.scaling == "standard":
@@ -91,7 +129,8 @@ class NumericProcessor(InputProcessor):
         self.check_fitted()
         array, bad = self._prepare(values, column, on_bad_row)
         missing = np.isnan(array)
-        scaled = np.where(missing, 0.0, self._scale(np.where(missing, 0.0, array)))
+        scaled = np.clip(self._scale(np.where(missing, 0.0, array)), -_MAX_SCALED, _MAX_SCALED)
+        scaled = np.where(missing, 0.0, scaled)
         features = np.stack([scaled, missing.astype(np.float64)], axis=1).astype(np.float32)
         return Encoded(torch.from_numpy(features), torch.ones(len(array), dtype=torch.bool), bad_rows=bad)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -101,18 +102,27 @@ class NumericTarget(TargetProcessor):
     kind = "numeric"
 
     def fit(self, values: pd.Series, column: str = "label") -> NumericTarget:
-        check_no_missing(values, column)
-        array, _ = to_float(values, column)
-        if np.isnan(array).any():
-            raise DataError(f"label column {column!r} holds infinite values")
+        array = self._numbers(values, column)
         self.mean_ = float(array.mean())
         self.std_ = float(array.std()) or 1.0
         return self
 
     def transform(self, values: pd.Series, column: str = "label") -> Tensor:
         self.check_fitted()
+        return torch.from_numpy(self._numbers(values, column).astype(np.float32))
+
+    @staticmethod
+    def _numbers(values: pd.Series, column: str) -> np.ndarray:
+        """Labels → float64, refusing empty cells, text, ±inf and numbers past float32."""
         check_no_missing(values, column)
-        return torch.from_numpy(to_float(values, column)[0].astype(np.float32))
+        array, _ = to_float(values, column)  # ±inf (and only they, now) are NaN here
+        bad = np.flatnonzero(~(np.abs(array) <= np.finfo(np.float32).max))
+        if len(bad):
+            raise DataError(
+                f"label column {column!r}, row {int(values.index[bad[0]]) + 1}: expected a finite "
+                f"number within float32 range, got {values.tolist()[bad[0]]!r:.60} ({len(bad)} such rows)"
+            )
+        return array
 
     def head_kwargs(self) -> dict[str, Any]:
         return {"target_mean": self.mean_, "target_std": self.std_}
@@ -121,7 +131,10 @@ class NumericTarget(TargetProcessor):
 def _natural_key(value: str) -> tuple[int, float, str]:
     """Numbers sort numerically before words: '2' < '10' < 'cat'; 'no' < 'yes' for binary."""
     try:
-        return (0, float(value), "")
+        number = float(value)
+        if not math.isfinite(number):  # NaN compares false both ways: the order would break
+            raise ValueError(value)
+        return (0, number, "")
     except ValueError:
         order = {"false": 0, "no": 0, "negative": 0, "true": 1, "yes": 1, "positive": 1}
         return (1, float(order.get(value.lower(), 0.5)), value)

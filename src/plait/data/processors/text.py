@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,14 @@ ENGLISH_STOP_WORDS = frozenset(
     "a an and are as at be been but by for from has have he her his i in is it its of on "
     "or our she so that the their them they this to was we were will with you your".split()
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def as_text(value: Any) -> str:
+    """A cell as text the tokenizer accepts: lone surrogates (left by decoding with
+    errors="surrogateescape", not valid in UTF-8) become U+FFFD."""
+    text = str(value)
+    return _SURROGATE.sub("\ufffd", text) if not text.isascii() else text
 
 
 def word_tokenizer(lowercase: bool, vocab: list[str] | None = None) -> Tokenizer:
@@ -86,7 +95,7 @@ class TextProcessor(InputProcessor):
         return self._tokenizer
 
     def fit(self, values: pd.Series, column: str = "text", on_bad_row: str = "error") -> TextProcessor:
-        texts = [str(v) for v in values.tolist() if not is_empty(v)]
+        texts = [as_text(v) for v in values.tolist() if not is_empty(v)]
         self._stop_set()  # validate the option before the (slower) training
         # position = id; [PAD]=0, [UNK]=1
         self.vocab_ = train_word_vocab(texts, self.lowercase, self.vocab_size, self.min_frequency, [PAD, UNK])
@@ -107,7 +116,7 @@ class TextProcessor(InputProcessor):
     def transform(self, values: pd.Series, column: str = "text", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         present = [not is_empty(v) for v in values.tolist()]
-        texts = [str(v) if p else "" for v, p in zip(values.tolist(), present, strict=False)]
+        texts = [as_text(v) if p else "" for v, p in zip(values.tolist(), present, strict=False)]
         ids = np.zeros((len(texts), self.max_length_), dtype=np.int64)
         for row, seq in enumerate(self._ids(texts)):
             seq = seq[: self.max_length_]

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from plait.data.processors.base import is_empty
 from plait.data.processors.targets import TargetProcessor, check_no_missing
-from plait.data.processors.text import train_word_vocab, word_tokenizer
+from plait.data.processors.text import as_text, train_word_vocab, word_tokenizer
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
@@ -58,7 +58,7 @@ class TextTarget(TargetProcessor):
 
     def fit(self, values: pd.Series, column: str = "label") -> TextTarget:
         check_no_missing(values, column)
-        texts = [str(v) for v in values.tolist() if not is_empty(v)]
+        texts = [as_text(v) for v in values.tolist() if not is_empty(v)]
         self.vocab_ = train_word_vocab(texts, self.lowercase, self.vocab_size, self.min_frequency, SPECIALS)
         self._tokenizer = None
         lengths = [len(e.ids) for e in self.tokenizer.encode_batch(texts)] or [1]
@@ -71,7 +71,7 @@ class TextTarget(TargetProcessor):
         self.check_fitted()
         check_no_missing(values, column)
         out = np.full((len(values), self.max_length_ + 2), PAD, dtype=np.int64)
-        for row, encoding in enumerate(self.tokenizer.encode_batch([str(v) for v in values.tolist()])):
+        for row, encoding in enumerate(self.tokenizer.encode_batch([as_text(v) for v in values.tolist()])):
             ids = [BOS, *encoding.ids[: self.max_length_], EOS]
             out[row, : len(ids)] = ids
         return torch.from_numpy(out)
@@ -94,7 +94,9 @@ class TextTarget(TargetProcessor):
         and punctuation apart), rejoined with spaces; unknown words are kept."""
         tok = self.tokenizer
         return [
-            " ".join(w for w, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(str(v))))
+            " ".join(
+                w for w, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(as_text(v)))
+            )
             for v in values.tolist()
         ]
 
