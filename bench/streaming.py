@@ -70,21 +70,22 @@ def write(frame: pd.DataFrame, work: Path, name: str) -> tuple[Path, Path]:
     return shards, single
 
 
-def peak_pss(command: list[str]) -> tuple[float, float]:
-    """(peak MiB of the process tree, wall seconds) of a command."""
+def peak_pss(command: list[str]) -> tuple[float, float, float]:
+    """(peak MiB of the process tree, peak MiB of the trainer process alone, wall seconds)."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    root, peak = psutil.Process(proc.pid), 0
+    root, peak, peak_main = psutil.Process(proc.pid), 0, 0
     while proc.poll() is None:
         try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
+            main_pss = root.memory_full_info().pss
+            children = sum(p.memory_full_info().pss for p in root.children(recursive=True) if p.is_running())
+            peak, peak_main = max(peak, main_pss + children), max(peak_main, main_pss)
         except psutil.Error:
             pass
         time.sleep(0.2)
     if proc.returncode:
         sys.exit(f"failed: {' '.join(command)}\n{proc.stderr.read()[-2000:] if proc.stderr else ''}")
-    return peak / 2**20, time.perf_counter() - start
+    return peak / 2**20, peak_main / 2**20, time.perf_counter() - start
 
 
 def main() -> None:
@@ -115,11 +116,12 @@ def main() -> None:
                 "--overwrite",
                 "--no-cache",
             ]
-            mib, seconds = peak_pss(command)
+            mib, main_mib, seconds = peak_pss(command)
             metrics = json.loads((run / "metrics.json").read_text())
             results.append((scale * args.rows, mode, mib, seconds, metrics["validation"]["accuracy"]))
             print(
-                f"{scale * args.rows:>8} rows  {mode:<20} peak {mib:7.0f} MiB  {seconds:6.1f} s  "
+                f"{scale * args.rows:>8} rows  {mode:<20} peak {mib:7.0f} MiB (trainer {main_mib:.0f})  "
+                f"{seconds:6.1f} s  "
                 f"val accuracy {metrics['validation']['accuracy']:.3f}",
                 flush=True,
             )

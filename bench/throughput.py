@@ -35,10 +35,10 @@ from plait.config import parse_config
 from plait.data.builtin import DEMO_CONFIG, easy_vqa
 from plait.data.datamodule import make_loader, split_frame
 from plait.data.dataset import TableDataset
+from plait.data.prepare import fit_processors
 from plait.data.schema import resolve_config
 from plait.predictor import Predictor
 from plait.system import MultimodalSystem
-from plait.train import fit_processors
 
 
 def prepare():

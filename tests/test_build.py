@@ -7,11 +7,11 @@ import torch
 
 from plait.build import build_model, validate_components
 from plait.config import parse_config
+from plait.data.prepare import fit_processors
 from plait.data.schema import resolve_config
 from plait.encoders.text import RNNEncoder
 from plait.errors import ConfigError
 from plait.fusion import FUSIONS
-from plait.train import fit_processors
 from tests.conftest import make_table, tiny_config
 
 

@@ -7,7 +7,6 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,36 +25,27 @@ from torch._dynamo.exc import BackendCompilerFailed
 from torch.utils.data import DataLoader
 
 from plait.build import build_model, encoder_spec, head_spec, validate_components
-from plait.config import InputConfig, OutputConfig, PlaitConfig, TrainerConfig, load_config, parse_config
-from plait.data.datamodule import make_loader, split_frame
+from plait.config import OutputConfig, PlaitConfig, TrainerConfig, load_config, parse_config
+from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
 from plait.data.fingerprint import fingerprint, media_columns
 from plait.data.order import ResumableLoader
+from plait.data.prepare import stream_datasets, table_datasets
 from plait.data.processors import (
-    INPUT_PROCESSORS,
-    TARGET_PROCESSORS,
-    FeatureProcessor,
     InputProcessor,
     MultilabelTarget,
-    PairTarget,
-    TabularProcessor,
     TargetProcessor,
 )
 from plait.data.processors.base import is_empty
-from plait.data.processors.targets import check_no_missing
-from plait.data.schema import input_units, is_tabular_group, resolve_config
+from plait.data.schema import resolve_config
 from plait.data.streaming import (
-    Shards,
     StreamingDataset,
     is_shard_source,
-    label_pass,
     open_shards,
     stream_loader,
-    stream_workers,
 )
 from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
-from plait.encoders import ENCODERS
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
 from plait.predictor import Predictor
@@ -138,10 +128,10 @@ def fit(
         )
     datasets: dict[str, TableDataset | StreamingDataset]
     if shards is not None:
-        processors, targets, datasets = _stream_datasets(cfg, shards, frame, taken, set(types or {}))
+        processors, targets, datasets = stream_datasets(cfg, shards, frame, taken, set(types or {}))
         shown = f"{shards.rows} rows in {len(shards.paths)} shard(s); types from a sample of {len(frame)}"
     else:
-        processors, targets, datasets = _table_datasets(cfg, frame, table.base_dir)
+        processors, targets, datasets = table_datasets(cfg, frame, table.base_dir)
         shown = f"{len(frame)} rows"
     verbose = verbose and rank == 0  # one process speaks for a DDP run
     # Everything is validated by now, so the schema is not followed by an error.
@@ -188,176 +178,9 @@ class _Run:
     resume_hint: str
 
 
-def _table_datasets(
-    cfg: PlaitConfig, frame: pd.DataFrame, base_dir: Path
-) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor], dict[str, TableDataset]]:
-    """A table that fits in memory: split, fit on the training rows, transform once."""
-    for out_cfg in cfg.outputs:  # whole-table row numbers, before splitting
-        if out_cfg.type != "retrieval":  # a row may lack one tower (that pair sits out)
-            check_no_missing(frame[out_cfg.name], out_cfg.name)
-    train_df, val_df, test_df = split_frame(
-        frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed, split_group(cfg)
-    )
-    processors, targets = fit_processors(cfg, train_df, base_dir, all_labels=frame)
-    datasets = {
-        name: TableDataset.from_frame(
-            part,
-            processors,
-            targets,
-            training=name == "train",
-            base_dir=base_dir,
-            on_bad_row=cfg.on_bad_row,
-            cache=cfg.cache,
-        )
-        for name, part in (("train", train_df), ("val", val_df), ("test", test_df))
-        if len(part)
-    }
-    return processors, targets, datasets
-
-
-def _stream_datasets(
-    cfg: PlaitConfig,
-    shards: Shards,
-    sample: pd.DataFrame,
-    taken: list[tuple[int, int]],
-    declared: Collection[str] = (),
-) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor], dict[str, StreamingDataset]]:
-    """A folder of Parquet shards: one pass over the label and split columns (row counts,
-    every class), input processors fitted on the sample's training rows, parts streamed.
-    `declared`: columns whose type the user gave (kept even if the full table disagrees)."""
-    refused = [o.name for o in cfg.outputs if o.type in ("retrieval", "text")]
-    if refused:
-        raise ConfigError(
-            f"a streamed table (a folder of Parquet shards) trains classification, regression and "
-            f"multi-label targets; {', '.join(refused)} need(s) one table file that fits in memory"
-        )
-    tc = cfg.trainer
-    names = [o.name for o in cfg.outputs]
-    found = label_pass(shards, names, cfg.split_column, tc.val_fraction, cfg.seed, check_missing=names)
-    for o in cfg.outputs:  # the sample saw two values; the whole table has more
-        if o.type == "binary" and len(found.labels[o.name]) > 2 and o.name not in declared:
-            o.type = "category"
-    parts = shards.sample_parts(sample, taken, cfg.split_column, tc.val_fraction, cfg.seed)
-    train_sample = sample[parts == 0]
-    if train_sample.empty:
-        raise DataError(
-            f"the sample of {shards.source} holds no training rows; raise trainer.stream_sample_rows"
-        )
-    processors, targets = fit_processors(cfg, train_sample, shards.base_dir)
-    for o in cfg.outputs:  # class lists from every label in the table, not the sample's
-        if o.type in ("category", "binary", "multilabel"):
-            proc = make_target(o)
-            targets[o.name] = proc.fit(found.labels[o.name], o.name)
-            if isinstance(proc, MultilabelTarget):
-                proc.fit_frequencies(train_sample[o.name], o.name)
-    workers = stream_workers(tc.num_workers)
-    datasets = {
-        part: StreamingDataset(
-            shards,
-            part,
-            processors,
-            targets,
-            tc.batch_size if part == "train" else tc.eval_batch_size,
-            training=part == "train",
-            seed=cfg.seed,
-            val_fraction=tc.val_fraction,
-            split_column=cfg.split_column,
-            on_bad_row=cfg.on_bad_row,
-            buffer_rows=tc.stream_buffer_rows,
-            workers=workers,
-            cache=cfg.cache,
-        )
-        for part in ("train", "val", "test")
-        if shards.counts[part].any()
-    }
-    if "val" not in datasets:
-        raise DataError(f"table {shards.source} has no validation rows; raise trainer.val_fraction")
-    return processors, targets, datasets
-
-
-def split_group(cfg: PlaitConfig) -> str | None:
-    """Retrieval: validation rows are carved by item (the first tower's cell), so no
-    image is both trained on and used to stop training."""
-    return next((o.columns[0] for o in cfg.outputs if o.type == "retrieval"), None)
-
-
 def default_run_dir(labels: list[str]) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{'-'.join(labels)}-{stamp}"
-
-
-def fit_processors(
-    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path, all_labels: pd.DataFrame | None = None
-) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor]]:
-    """Fit one processor per input on the training split only; the columns of a media
-    group share one processor (one vocabulary, one normalisation) as they share weights.
-
-    Class lists come from `all_labels` (every labelled row) when given: a rare class
-    that happens to fall only in the validation split still gets an output, and no
-    input statistics leak. Numeric targets are scaled with training statistics.
-    """
-    processors: dict[str, InputProcessor] = {}
-    by_group: dict[str, InputProcessor] = {}
-    for key, members in input_units(cfg).items():
-        group = members[0].group
-        if group not in by_group:
-            by_group[group] = _fit_input(cfg, train, base_dir, key, members)  # type: ignore[index]
-        processors[key] = by_group[group]  # type: ignore[index]
-    labels = train if all_labels is None else all_labels
-    targets = {}
-    for o in cfg.outputs:
-        proc = make_target(o)
-        targets[o.name] = proc.fit(proc.select(train if o.type == "numeric" else labels, o.name), o.name)
-        if isinstance(proc, MultilabelTarget):  # label rates (for pos_weight) from training rows only
-            proc.fit_frequencies(train[o.name], o.name)
-    return processors, targets
-
-
-def make_target(out: OutputConfig) -> TargetProcessor:
-    """An unfitted target processor with the output's options."""
-    if out.type == "retrieval":
-        return PairTarget(out.columns)
-    return TARGET_PROCESSORS[out.type].create(out.preprocessing, out.name)  # type: ignore[index]
-
-
-def _fit_input(
-    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path, key: str, members: list[InputConfig]
-) -> InputProcessor:
-    if is_tabular_group(key, members):  # one processor, many columns
-        numeric = {m.name: m.preprocessing for m in members if m.type == "numeric"}
-        category = {m.name: m.preprocessing for m in members if m.type == "category"}
-        proc: InputProcessor = TabularProcessor(numeric, category)
-        return proc.fit(proc.select(train, key), key, on_bad_row=cfg.on_bad_row)
-    group = [c for c in cfg.inputs if c.group == members[0].group]
-    options: dict[str, Any] = {}  # the group's preprocessing: the union of its columns' settings
-    for col in group:
-        for name, value in col.preprocessing.items():
-            if options.setdefault(name, value) != value:
-                raise ConfigError(
-                    f"the columns of group {col.group!r} share an encoder but set {name} to "
-                    f"{options[name]!r} and {value!r}; give them the same, or separate groups"
-                )
-    proc = _input_processor(members[0], options, key)
-    proc.base_dir = base_dir
-    values = pd.concat([train[c.name] for c in group])
-    # Unreadable files are skipped when fitting statistics; transforming each column
-    # afterwards reports them with their own column name (or counts them).
-    on_bad = cfg.on_bad_row if len(group) == 1 else "missing"
-    return proc.fit(values, key, on_bad_row=on_bad)
-
-
-def _input_processor(column: InputConfig, options: dict[str, Any], key: str) -> InputProcessor:
-    """The processor a column's encoder needs: its type's, or the one a pretrained
-    encoder asks for (its tokenizer, its image size and normalisation, cached features)."""
-    spec = encoder_spec(column.type, column.encoder)  # type: ignore[arg-type]
-    wants = getattr(ENCODERS.get(spec.name).builder, "preprocessing", None)
-    if wants is None:
-        return INPUT_PROCESSORS[column.type].create(options, key)  # type: ignore[index]
-    kind, defaults = wants(spec.params)
-    if kind == "features":  # the user's options refine the base preprocessing
-        defaults["base"]["params"] = {**defaults["base"]["params"], **options}
-        return FeatureProcessor.create(defaults, key)
-    return INPUT_PROCESSORS[kind].create({**defaults, **options}, key)
 
 
 def _train(

@@ -15,10 +15,11 @@ import pytest
 import torch
 
 from plait.config import parse_config
+from plait.data.prepare import stream_datasets
 from plait.data.schema import resolve_config
 from plait.data.streaming import StreamingDataset, label_pass, open_shards
 from plait.errors import DataError
-from plait.train import _stream_datasets, fit
+from plait.train import fit
 from tests.conftest import TINY_CONFIG, TINY_ENCODERS, make_table
 
 
@@ -42,7 +43,7 @@ def datasets(folder: Path, config: dict | None = None, workers: int = 0) -> dict
     sample, taken = shards.sample(1000, 0)
     raw = {"trainer": {"num_workers": workers, "batch_size": 8}, **(config or {})}
     cfg = resolve_config(sample, parse_config(raw), ["y"], {"row_id": "ignore"})
-    _, _, parts = _stream_datasets(cfg, shards, sample, taken)
+    _, _, parts = stream_datasets(cfg, shards, sample, taken)
     return parts
 
 
@@ -125,7 +126,7 @@ def test_every_class_comes_from_the_full_table_not_the_sample(tmp_path: Path):
     shards = open_shards(folder)
     sample, taken = shards.sample(100, seed=0)  # one row group's first rows, at most
     cfg = resolve_config(sample, parse_config({}), ["y"], {"row_id": "ignore"})
-    _, targets, _ = _stream_datasets(cfg, shards, sample, taken)
+    _, targets, _ = stream_datasets(cfg, shards, sample, taken)
     assert "rare" in list(targets["y"].classes_)
 
 
@@ -234,10 +235,28 @@ def test_decoded_row_groups_are_cached_after_the_first_epoch(tmp_path: Path, mon
     sample, taken = shards.sample(1000, 0)
     raw = {"trainer": {"num_workers": 0, "batch_size": 8}, "inputs": [{"name": "image"}]}
     cfg = resolve_config(sample, parse_config(raw), ["colour"], None)
-    train = _stream_datasets(cfg, shards, sample, taken)[2]["train"]
+    train = stream_datasets(cfg, shards, sample, taken)[2]["train"]
     first = served(train)
     stored = sorted(cache_dir().glob("*.safetensors"))
     assert stored  # one entry per decoded row group and column
     monkeypatch.setattr(ImageProcessor, "transform", lambda *a, **k: pytest.fail("decoded again"))
     assert sorted(served(train)) != [] and sorted(cache_dir().glob("*.safetensors")) == stored
     assert len(first) == (train.n_rows // 8) * 8
+
+
+def test_data_root_holds_in_the_loader_workers(tmp_path: Path):
+    from plait.data.paths import confined_to
+
+    inside = tmp_path / "inside"
+    frame = make_table(inside, rows=300)
+    # Row 41 escapes the root. The sample (the first 6 rows of each row group of 16)
+    # misses it, so only a loader worker, decoding its row group, can refuse it.
+    frame.loc[40, "image"] = "../outside.png"
+    (tmp_path / "outside.png").write_bytes((inside / "images" / "0.png").read_bytes())
+    folder = write_shards(inside, frame, shards=1, row_group=16)
+    config = {
+        "trainer": {**TINY_CONFIG["trainer"], "epochs": 1, "num_workers": 1, "stream_sample_rows": 100},
+        "inputs": [{"name": "image", "encoder": TINY_ENCODERS["image"]}],
+    }
+    with confined_to(inside), pytest.raises(DataError, match=r"row 41: .*outside --data-root"):
+        fit(folder, "colour", config, out=tmp_path / "run", base_dir=inside, verbose=False)

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from plait.data.collate import Batch, identity_collate
 from plait.data.datamodule import SPLIT_ALIASES, default_workers
 from plait.data.dataset import TableDataset
+from plait.data.paths import data_root, set_data_root
 from plait.data.processors import InputProcessor, TargetProcessor
 from plait.errors import DataError
 
@@ -283,6 +284,9 @@ class StreamingDataset(IterableDataset[Batch]):
         # Decoded row groups go to the on-disk decode cache on the first epoch and are
         # read back from it on the next ones (data/decode_cache.py).
         self.cache = cache
+        # The --data-root in force here, re-applied in the loader workers (started
+        # fresh, they do not inherit it).
+        self.data_root = data_root()
         self.counts = shards.counts[part]
         self.epoch = 0
         self.bad_rows: list[int] = []  # counted per consumer; not gathered across workers
@@ -321,6 +325,8 @@ class StreamingDataset(IterableDataset[Batch]):
         return max(1, sum(caps[rank * workers : (rank + 1) * workers]))
 
     def __iter__(self) -> Iterator[Batch]:
+        if self.data_root is not None and data_root() != self.data_root:
+            set_data_root(self.data_root)
         me, _ = consumer()
         epoch = self.epoch
         self.epoch += 1  # each worker (persistent) and the main process count their own passes
@@ -442,6 +448,11 @@ def stream_loader(dataset: StreamingDataset) -> DataLoader:
         num_workers=dataset.workers,
         collate_fn=identity_collate,
         persistent_workers=dataset.workers > 0,
+        # Workers start from a small server process, not as forks of the trainer: a
+        # fork shares the trainer's ~1 GiB, but Python's reference counting copies
+        # those pages one by one over a long run, so each worker would grow towards
+        # the trainer's size (measured: bench/streaming.py).
+        multiprocessing_context="forkserver" if dataset.workers > 0 else None,
     )
 
 

@@ -24,6 +24,7 @@ import torch
 
 from plait.config import ComponentSpec, PlaitConfig, load_config, parse_config
 from plait.data.datamodule import split_frame
+from plait.data.prepare import split_group
 from plait.data.schema import input_units, resolve_config
 from plait.data.table import Table, read_table
 from plait.errors import ConfigError
@@ -31,7 +32,7 @@ from plait.evaluation.metrics import PRIMARY_METRIC
 from plait.fusion import FUSIONS
 from plait.report.benchmark import save_benchmark_report
 from plait.runfolder import staging
-from plait.train import default_run_dir, fit, split_group
+from plait.train import default_run_dir, fit
 
 
 def benchmark(
