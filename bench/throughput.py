@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -38,6 +39,7 @@ from plait.data.dataset import TableDataset
 from plait.data.prepare import fit_processors
 from plait.data.schema import resolve_config
 from plait.predictor import Predictor
+from plait.resume import GracefulStop, ResumeCheckpoint, SafeCheckpointIO
 from plait.system import MultimodalSystem
 
 
@@ -104,22 +106,34 @@ def plait_loop(
     model = build_model(cfg, processors, targets)
     system = MultimodalSystem(model, {"answer": "category"}, {"answer": 13}, {"answer": 1.0}, tc)
     timer = StepTimer(skip)
+    # The resumable checkpoint (every checkpoint_every_n_steps and at the epoch's end)
+    # and the signal handling of plait.train, writing to a temporary folder.
+    work = Path(tempfile.mkdtemp(prefix="plait-bench-"))
+    last = ResumeCheckpoint(work / "last.ckpt", tc.checkpoint_every_n_steps)
     trainer = L.Trainer(
         max_epochs=1,
         limit_train_batches=batches,
         limit_val_batches=0,
         logger=False,
-        enable_checkpointing=False,
+        enable_checkpointing=True,  # plait.train's resumable checkpoint
         enable_model_summary=False,
         gradient_clip_val=1.0,
         enable_progress_bar=True,
         num_sanity_val_steps=0,
         deterministic="warn",
-        callbacks=[TQDMProgressBar(refresh_rate=20), timer],  # as in plait.train
+        callbacks=[
+            TQDMProgressBar(refresh_rate=20),
+            timer,
+            GracefulStop(last, ""),
+            last,
+        ],  # as in plait.train
+        plugins=[SafeCheckpointIO()],
     )
     loader = make_loader(ds, tc.batch_size, shuffle=True, num_workers=tc.num_workers)
+    last.loader = loader
     start = time.perf_counter()
     trainer.fit(system, loader)
+    shutil.rmtree(work, ignore_errors=True)
     if skip:
         print(f"  (first {skip} batches, compiling included: {timer.start - start:.1f} s)")
         return (batches - skip) * tc.batch_size / (timer.end - timer.start)
