@@ -103,3 +103,14 @@ def tiny_config(**overrides: object) -> dict:
     config.update(overrides)
     # A deep copy: tests change `config["trainer"]`, which must not leak into TINY_CONFIG.
     return copy.deepcopy(config)
+
+
+def tiny_run(folder: Path, rows: int = 24, epochs: int = 1) -> tuple[Path, Path]:
+    """Train a tiny run on a fresh table in `folder`; (run folder, table path)."""
+    from plait.train import fit
+
+    make_table(folder, rows=rows).to_csv(folder / "t.csv", index=False)
+    config = tiny_config()
+    config["trainer"].update(epochs=epochs, progress=False)
+    fit(folder / "t.csv", label="colour", config=config, out=folder / "run", verbose=False)
+    return folder / "run", folder / "t.csv"

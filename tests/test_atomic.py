@@ -15,7 +15,7 @@ from plait.resume import SafeCheckpointIO
 from plait.runfolder import staging
 from plait.safe_load import load_checkpoint
 from plait.train import fit
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, tiny_run
 
 
 class DiskFull(OSError):
@@ -52,12 +52,7 @@ def test_staged_run_folder_keeps_the_previous_run(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from tests.conftest import make_table
-
-    folder = tmp_path_factory.mktemp("atomic")
-    make_table(folder, rows=30).to_csv(folder / "t.csv", index=False)
-    fit(folder / "t.csv", "colour", tiny_config(), out=folder / "run", verbose=False)
-    return folder / "run", folder / "t.csv"
+    return tiny_run(tmp_path_factory.mktemp("atomic"), rows=30, epochs=3)
 
 
 def test_failed_training_with_overwrite_keeps_the_previous_run(run_dir: tuple[Path, Path], monkeypatch):

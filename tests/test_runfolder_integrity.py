@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 import plait
 from plait.cli import app
-from tests.conftest import make_table, tiny_config
+from tests.conftest import tiny_run
 
 
 def plait_cli(*args: str | Path):
@@ -23,16 +23,7 @@ def plait_cli(*args: str | Path):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("integrity")
-    make_table(folder, rows=24).to_csv(folder / "t.csv", index=False)
-    plait.fit(
-        folder / "t.csv",
-        label="colour",
-        config=tiny_config(trainer={"epochs": 1, "progress": False}),
-        out=folder / "run",
-        verbose=False,
-    )
-    return folder / "run", folder / "t.csv"
+    return tiny_run(tmp_path_factory.mktemp("integrity"))
 
 
 def _truncate(path: Path) -> None:

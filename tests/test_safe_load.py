@@ -11,7 +11,7 @@ import torch
 import plait
 from plait.errors import RunFolderError
 from plait.safe_load import load_checkpoint
-from tests.conftest import make_table, tiny_config
+from tests.conftest import tiny_run
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "plait"
 
@@ -28,16 +28,7 @@ class Planted:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("safe")
-    make_table(folder, rows=24).to_csv(folder / "t.csv", index=False)
-    plait.fit(
-        folder / "t.csv",
-        label="colour",
-        config=tiny_config(trainer={"epochs": 1, "progress": False}),
-        out=folder / "run",
-        verbose=False,
-    )
-    return folder / "run"
+    return tiny_run(tmp_path_factory.mktemp("safe"))[0]
 
 
 def test_malicious_pickle_as_model_weights_is_refused(run: Path, tmp_path: Path):
