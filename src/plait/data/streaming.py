@@ -240,11 +240,17 @@ def label_pass(
     return LabelPass(shards.counts, {t: pd.Series(list(s.values()), dtype=object) for t, s in seen.items()})
 
 
-def consumer() -> tuple[int, int]:
-    """(this consumer's number, how many there are): DDP rank × loader worker. The rank
-    comes from the environment every launcher sets (Lightning, torchrun, SLURM)."""
+def rank_and_world() -> tuple[int, int]:
+    """(this process's global rank, how many processes): from the environment every
+    launcher sets (Lightning, torchrun, SLURM), so loader workers know it too."""
     rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0)
     world = int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1")) or 1)
+    return rank, world
+
+
+def consumer() -> tuple[int, int]:
+    """(this consumer's number, how many there are): DDP rank × loader worker."""
+    rank, world = rank_and_world()
     info = get_worker_info()
     workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
     return rank * workers + worker, world * workers
@@ -297,7 +303,7 @@ class StreamingDataset(IterableDataset[Batch]):
 
     def _plan(self, epoch: int) -> tuple[list[list[int]], list[int]]:
         """Units of each consumer and how many batches each may yield this epoch."""
-        world = int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1")) or 1)
+        world = rank_and_world()[1]
         workers = max(1, self.workers)
         n = world * workers
         units = [u for u in range(len(self.counts)) if self.counts[u]]
@@ -319,7 +325,7 @@ class StreamingDataset(IterableDataset[Batch]):
 
     def __len__(self) -> int:
         """Batches this process yields per epoch (all its workers together)."""
-        rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) or 0)
+        rank = rank_and_world()[0]
         workers = max(1, self.workers)
         _, caps = self._plan(0)
         return max(1, sum(caps[rank * workers : (rank + 1) * workers]))
