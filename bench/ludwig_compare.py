@@ -70,8 +70,25 @@ def write_tables(name: str, folder: Path, limit: int | None) -> tuple[Path, Path
     return plait_csv, ludwig_csv, label, int((frame["split"] == "train").sum())
 
 
-def plait_config(name: str, epochs: int) -> dict[str, Any]:
-    """Reference model for easy-VQA (the demo's); bench/av_digits.py's fused model for AV digits."""
+# Plait's variants per data set: (name, audio encoder or None, precision). The first is
+# Plait's default model; `audio_cnn1d` is the audio encoder of Ludwig's kind and size
+# (1-D over time, 16-32-64, width 3); bf16-mixed uses the CPU's bfloat16 units (AMX
+# here); Ludwig's mixed precision is CUDA-only, so it stays at fp32.
+VARIANTS: dict[str, list[tuple[str, str | None, str]]] = {
+    "easy-vqa": [("fp32", None, "32-true"), ("bf16-mixed", None, "bf16-mixed")],
+    "av-digits": [
+        ("audio_cnn fp32", "audio_cnn", "32-true"),
+        ("audio_cnn1d fp32", "audio_cnn1d", "32-true"),
+        ("audio_cnn1d bf16-mixed", "audio_cnn1d", "bf16-mixed"),
+    ],
+}
+
+
+def plait_config(
+    name: str, epochs: int, audio: str | None = None, precision: str = "32-true"
+) -> dict[str, Any]:
+    """Reference model for easy-VQA (the demo's); bench/av_digits.py's fused model for AV
+    digits, with `audio` as its audio encoder when given."""
     if name == "easy-vqa":
         from plait.data.builtin import DEMO_CONFIG
 
@@ -80,7 +97,14 @@ def plait_config(name: str, epochs: int) -> dict[str, Any]:
         from bench.av_digits import CONFIGS
 
         inputs, label = CONFIGS["fused"], "digit"
-    trainer = {"epochs": epochs, "batch_size": BATCH, "learning_rate": LR, "patience": epochs + 1}
+    inputs = [{**i, "encoder": {"name": audio}} if audio and i["type"] == "audio" else i for i in inputs]
+    trainer = {
+        "epochs": epochs,
+        "batch_size": BATCH,
+        "learning_rate": LR,
+        "patience": epochs + 1,
+        "precision": precision,
+    }
     return {
         "inputs": inputs,
         "outputs": [{"name": label, "type": "category"}],
@@ -183,11 +207,19 @@ def ludwig_config(name: str, label: str, epochs: int, n_train: int) -> dict[str,
 
 
 def run_plait(
-    name: str, table: Path, label: str, epochs: int, folder: Path, plait_src: Path | None
+    name: str,
+    table: Path,
+    label: str,
+    epochs: int,
+    folder: Path,
+    plait_src: Path | None,
+    variant: tuple[str, str | None, str],
 ) -> dict[str, Any]:
-    config = folder / f"{name}-plait.yaml"
-    config.write_text(yaml.safe_dump(plait_config(name, epochs)))
-    run = folder / f"{name}-plait-run"
+    tag, audio, precision = variant
+    slug = f"{name}-plait-{tag.replace(' ', '-')}"
+    config = folder / f"{slug}.yaml"
+    config.write_text(yaml.safe_dump(plait_config(name, epochs, audio, precision)))
+    run = folder / f"{slug}-run"
     cli = ["train", str(table), "--label", label, "--config", str(config), "--epochs", str(epochs)]
     command = [sys.executable, "-m", "plait.cli", *cli, "--out", str(run)]
     start = time.perf_counter()
@@ -335,6 +367,9 @@ def main() -> None:
         "--plait-src", type=Path, default=None, help="run Plait from this src/ (e.g. a `git archive` of HEAD)"
     )
     parser.add_argument("--rounds", type=int, default=1, help="Plait-then-Ludwig rounds per data set")
+    parser.add_argument(
+        "--variants", action="store_true", help="every Plait variant in VARIANTS, not only the default model"
+    )
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -350,30 +385,33 @@ def main() -> None:
         for r in range(args.rounds):  # Plait then Ludwig, back to back, so machine noise hits both
             work = folder / f"round{r}"
             work.mkdir(exist_ok=True)
-            p = run_plait(name, plait_csv, label, epochs, work, args.plait_src)
-            p["load"] = os.getloadavg()
-            print(f"{name} round {r} plait: {json.dumps(p)}", flush=True)
+            for variant in VARIANTS[name][: None if args.variants else 1]:
+                p = run_plait(name, plait_csv, label, epochs, work, args.plait_src, variant)
+                p["load"] = os.getloadavg()
+                print(f"{name} round {r} plait {variant[0]}: {json.dumps(p)}", flush=True)
+                rows.append((f"Plait {variant[0]}", r, p, p["wall"] - p["train_seconds"]))
             lw = run_ludwig(name, ludwig_csv, label, epochs, n_train, work, args.ludwig_python)
             lw["load"] = os.getloadavg()
             print(f"{name} round {r} ludwig: {json.dumps(lw)}", flush=True)
-            rows.append(("Plait", r, p, p["wall"] - p["train_seconds"]))
             rows.append(("Ludwig", r, lw, lw["preprocess_seconds"]))
         print(f"\n{name}: {n_train} training rows, {epochs} epochs, batch {BATCH}, {THREADS} threads")
         print("| tool | round | s / epoch (median) | each epoch (s) | preprocessing s | wall s | test acc. |")
         print("|---|---|---|---|---|---|---|")
         for tool, r, res, pre in rows:
             each = ", ".join(f"{s:.1f}" for s in res["epoch_seconds"])
-            pre_text = f"≤ {pre:.1f} (wall − training)" if tool == "Plait" else f"{pre:.1f}"
+            pre_text = f"≤ {pre:.1f} (wall − training)" if tool.startswith("Plait") else f"{pre:.1f}"
             print(
                 f"| {tool} | {r} | {statistics.median(res['epoch_seconds']):.2f} | {each} | {pre_text} | "
                 f"{res['wall']:.1f} | {res['accuracy']:.4f} |"
             )
+        tools = list(dict.fromkeys(t for t, *_ in rows))
         med = {
             tool: statistics.median([s for t, _, res, _ in rows if t == tool for s in res["epoch_seconds"]])
-            for tool in ("Plait", "Ludwig")
+            for tool in tools
         }
-        ratio = med["Ludwig"] / med["Plait"]
-        print(f"speed ratio, Ludwig ÷ Plait s/epoch (medians over all epochs): {ratio:.2f}×")
+        for tool in tools[:-1]:  # Ludwig last
+            ratio = med["Ludwig"] / med[tool]
+            print(f"speed ratio, Ludwig ÷ {tool} s/epoch (medians over all epochs): {ratio:.2f}×")
         print(f"plait command: {rows[0][2]['command']} --out RUN")
 
 

@@ -125,7 +125,8 @@ def bad_input_cases(table_dir: Path, tmp_path: Path) -> dict[str, tuple[list, st
         "empty table": (["train", table_dir / "empty.csv", "-l", "colour"], "is empty (no rows)"),
         "unknown encoder": (
             ["train", csv, "-l", "colour", "-c", tmp_path / "unknown.yaml"],
-            "unknown encoder 'gruu'. Did you mean 'gru'? Valid encoders: audio_cnn, audio_gru, bag, cnn",
+            "unknown encoder 'gruu'. Did you mean 'gru'? "
+            "Valid encoders: audio_cnn, audio_cnn1d, audio_gru, bag, cnn",
         ),
         "wrong column type": (
             ["train", csv, "-l", "colour", "--type", "caption=numeric"],

@@ -139,7 +139,7 @@ def test_save_copies_the_run(table_csv: Path, tmp_path: Path):
         (
             {"label": "colour", "config": {"inputs": [{"name": "caption", "encoder": "transformer"}]}},
             ConfigError,
-            "unknown encoder 'transformer'.*Valid encoders: audio_cnn, audio_gru, bag, cnn",
+            "unknown encoder 'transformer'.*Valid encoders: audio_cnn, audio_cnn1d, audio_gru, bag, cnn",
         ),
         (
             {"label": "colour", "config": {"inputs": [{"name": "caption", "encoder": "cnn"}]}},

@@ -104,7 +104,7 @@ def test_user_sizes_are_honoured():
     assert ENCODERS.build("lstm", {"bidirectional": False, "hidden_dim": 6}, vocab_size=5).out_dim == 6
 
 
-@pytest.mark.parametrize("name", ["audio_cnn", "audio_gru"])
+@pytest.mark.parametrize("name", ["audio_cnn", "audio_cnn1d", "audio_gru"])
 def test_audio_token_mask_follows_the_real_frames(name: str):
     enc = ENCODERS.build(name, {}, n_mels=8).eval()
     out = enc(_audio())

@@ -95,3 +95,33 @@ def test_what_cannot_export_says_why(table_csv: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="retrieval task; its embeddings come from plait embed"):
         export_run(tmp_path / "run", "onnx", tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("encoder", ["audio_cnn", "audio_cnn1d", "audio_gru"])
+def test_audio_encoders_through_onnx(tmp_path: Path, encoder: str):
+    """Audio (with its frame mask) + category; each from-scratch audio encoder exports."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "audio").mkdir()
+    rows = []
+    for i in range(24):
+        seconds = 0.25 if i % 4 else 0.1  # some clips shorter than the fitted duration
+        wave = 0.5 * np.sin(2 * np.pi * (300 + 300 * (i % 3)) * np.arange(int(seconds * 8000)) / 8000)
+        noisy = (wave + rng.normal(0, 0.01, wave.shape)).astype(np.float32)
+        sf.write(tmp_path / f"audio/{i}.wav", noisy, 8000)
+        rows.append({"id": i, "voice": f"audio/{i}.wav", "colour": ["red", "green", "blue"][i % 3]})
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    config = tiny_config()
+    config["inputs"] = [
+        {
+            "name": "voice",
+            "type": "audio",
+            "encoder": {"name": encoder},
+            "preprocessing": {"sample_rate": 8000, "n_mels": 16, "duration": 0.25},
+        }
+    ]
+    config["trainer"]["epochs"] = 1
+    run, table = tmp_path / "run", tmp_path / "t.csv"
+    fit(table, label="colour", config=config, out=run, verbose=False)
+    assert_same(export_run(run, "onnx", tmp_path / "m.onnx"), run, table)

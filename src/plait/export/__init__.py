@@ -8,7 +8,7 @@ target order and the id columns ride inside the file (ONNX metadata, TorchScript
 torch.export extra files), so `plait.runtime` can turn a table into predictions with
 the file alone.
 
-What exports: every encoder Plait trains itself (cnn, audio_cnn, audio_gru, gru,
+What exports: every encoder Plait trains itself (cnn, audio_cnn, audio_cnn1d, audio_gru, gru,
 lstm, bag, mlp, embedding, tabular_mlp, ft_transformer), every fusion and the
 classification, binary, regression and multi-label heads. The text RNNs are swapped
 for an equivalent twin without packed sequences (export/rnn.py), which exporters
