@@ -331,7 +331,9 @@ def benchmark_command(
 @user_errors
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
-    data: Annotated[Path, typer.Argument(help="Labelled table.")],
+    data: Annotated[
+        str, typer.Argument(help="Labelled table; or a folder or fsspec URL of Parquet shards (streamed).")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
     robustness: Annotated[
         bool,
@@ -501,29 +503,24 @@ def print_robustness(report: Any, title: str, baseline: Path | None) -> None:
 @user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="Run folder.")],
-    data: Annotated[Path, typer.Argument(help="Table to predict.")],
+    data: Annotated[
+        str, typer.Argument(help="Table to predict; or a folder or fsspec URL of Parquet shards (streamed).")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV, Parquet or JSONL file to write.")],
     data_root: DataRoot = None,
 ) -> None:
-    """Write one prediction per input row (with class probabilities)."""
+    """Write one prediction per input row (with class probabilities), in the table's order."""
     confine(data_root)
+    from plait.outputs import PREDICTION_SUFFIXES, write_predictions
     from plait.predictor import Predictor
 
-    suffix = output.suffix.lower()
-    if suffix not in (".csv", ".parquet", ".pq", ".jsonl"):
+    if output.suffix.lower() not in PREDICTION_SUFFIXES:
         raise PlaitError(f"--output must end in .csv, .parquet or .jsonl, got {output.name!r}")
-    frame = Predictor.load(run).predict(data)
-    from plait.atomic import atomic_path
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:  # never a half-written prediction file
-        if suffix == ".csv":
-            frame.to_csv(tmp, index=False)
-        elif suffix == ".jsonl":
-            frame.to_json(tmp, orient="records", lines=True)
-        else:
-            frame.to_parquet(tmp, index=False)
-    err.print(f"wrote {len(frame)} predictions to {output}")
+    predictor = Predictor.load(run)
+    # Written piece by piece (a streamed table is never held whole), and atomically:
+    # never a half-written prediction file.
+    rows = write_predictions(predictor.predict_chunks(data), output)
+    err.print(f"wrote {rows} predictions to {output}")
 
 
 @app.command()

@@ -3,9 +3,15 @@ exported-model runtime, so both write exactly the same columns)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from torch import Tensor
 
+from plait.atomic import atomic_path
 from plait.data.processors import (
     BinaryTarget,
     CategoryTarget,
@@ -14,6 +20,9 @@ from plait.data.processors import (
     TargetProcessor,
     TextTarget,
 )
+from plait.errors import DataError
+
+PREDICTION_SUFFIXES = (".csv", ".parquet", ".pq", ".jsonl")
 
 
 def prediction_frame(
@@ -46,3 +55,53 @@ def prediction_frame(
         else:
             result[t] = p
     return result
+
+
+def write_predictions(frames: Iterable[pd.DataFrame], path: str | Path) -> int:
+    """Write `frames` (same columns, in order) one after another to a .csv, .parquet or
+    .jsonl file; returns the rows written. Each frame is written as it comes (a Parquet
+    row group, or lines appended), so a streamed table's predictions are never held
+    whole; the file appears only when all are written, a failure leaving any previous
+    one intact (plait.atomic)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in PREDICTION_SUFFIXES:
+        raise DataError(f"--output must end in .csv, .parquet or .jsonl, got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, parts, parquet = 0, 0, None
+    with atomic_path(path) as tmp:
+        tmp.unlink(missing_ok=True)  # appended to: never onto a crashed run's leftover
+        try:
+            for frame in frames:
+                if suffix == ".csv":
+                    frame.to_csv(tmp, mode="a", header=parts == 0, index=False)
+                elif suffix == ".jsonl":
+                    frame.to_json(tmp, orient="records", lines=True, mode="a")
+                else:
+                    parquet = _write_row_group(frame, tmp, parquet, rows)
+                rows, parts = rows + len(frame), parts + 1
+        finally:
+            if parquet is not None:
+                parquet.close()
+    return rows
+
+
+def _write_row_group(
+    frame: pd.DataFrame, tmp: Path, writer: pq.ParquetWriter | None, done: int
+) -> pq.ParquetWriter:
+    """One frame as a row group; later frames take the first one's column types (an id
+    column may read as all-null or as floats in one row group and not in another)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if writer is None:
+        writer = pq.ParquetWriter(tmp, table.schema)
+    elif not table.schema.equals(writer.schema):
+        try:
+            table = table.cast(writer.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as err:
+            detail = " ".join(str(err).split())[:200]
+            raise DataError(
+                f"rows {done + 1}-{done + len(frame)}: a column's type differs from the earlier "
+                f"rows' and cannot be written to one Parquet file ({detail})"
+            ) from None
+    writer.write_table(table)
+    return writer

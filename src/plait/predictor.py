@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,17 @@ from plait.data.processors import (
 )
 from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
-from plait.data.streaming import StreamingDataset, stream_loader
+from plait.data.stream_order import IdColumns, check_shard_columns, in_table_order, worker_errors
+from plait.data.streaming import (
+    StreamingDataset,
+    every_row,
+    is_shard_source,
+    open_shards,
+    stream_loader,
+    stream_workers,
+)
 from plait.data.table import read_table
-from plait.errors import ConfigError, RunFolderError
+from plait.errors import ConfigError, DataError, RunFolderError
 from plait.evaluation import attribution, importance
 from plait.evaluation.generation import references, text_metrics
 from plait.evaluation.importance import Importance
@@ -85,6 +93,11 @@ class Predictor:
     def _dataset(
         self, data: str | Path | pd.DataFrame, with_targets: bool, base_dir: str | Path | None
     ) -> tuple[pd.DataFrame, TableDataset]:
+        if is_shard_source(data):  # explain, robustness: they need every row at once
+            raise DataError(
+                f"{data} is a folder (or URL) of Parquet shards; this reads one table file "
+                "(evaluate and predict stream shards)"
+            )
         table = read_table(data, base_dir)
         needed = [c for key, p in self.processors.items() for c in p.source_columns(key)]
         check_columns(table.frame, dict.fromkeys(needed), "input")
@@ -129,6 +142,72 @@ class Predictor:
                 truth[t].append(values)
         return {t: _concat(p) for t, p in preds.items()}, {t: _concat(v) for t, v in truth.items()}
 
+    # -- streamed tables (a folder or URL of Parquet shards) --------------------
+    def _stream(self, data: str | Path, with_targets: bool, base_dir: str | Path | None) -> StreamingDataset:
+        """Every row of a shard folder, in table order within each loader worker."""
+        shards = open_shards(data, base_dir)
+        wanted = {"input": [c for key, p in self.processors.items() for c in p.source_columns(key)]}
+        if with_targets:
+            wanted["label"] = [c for t, p in self.targets.items() for c in p.source_columns(t)]
+        else:  # the id columns of the first shard are written beside the predictions
+            wanted["id"] = IdColumns(shards, self.config.id_columns).names
+        check_shard_columns(shards, wanted)
+        on_bad = self.config.on_bad_row
+        if on_bad == "skip" and not with_targets:
+            on_bad = "missing"  # predictions keep one row per input row
+        tc = self.config.trainer
+        return StreamingDataset(
+            shards,
+            every_row(shards),
+            self.processors,
+            self.targets if with_targets else None,
+            tc.eval_batch_size,
+            on_bad_row=on_bad,
+            buffer_rows=tc.stream_buffer_rows,
+            workers=stream_workers(tc.num_workers),
+            cache=with_targets and self.config.cache,
+        )
+
+    @torch.inference_mode()
+    def _evaluate_stream(self, dataset: StreamingDataset) -> dict[str, float]:
+        """The metrics of `evaluate_dataset`, updated batch by batch: memory holds a batch
+        per worker and what the metrics keep (counts; every score for roc_auc, mean_ap)."""
+        refused = [t for t, p in self.targets.items() if isinstance(p, (TextTarget, PairTarget))]
+        if refused:
+            raise ConfigError(
+                f"evaluating {', '.join(refused)} (text or retrieval) needs one table file that fits "
+                "in memory, not a folder of Parquet shards"
+            )
+        metrics = {
+            t: TaskMetrics(p.kind, p.num_classes, p.thresholds_ if isinstance(p, MultilabelTarget) else None)
+            for t, p in self.targets.items()
+        }
+        seen = 0
+        with worker_errors():
+            for batch in stream_loader(dataset):
+                for t, out in self.model.predict(batch.inputs, batch.present).items():
+                    metrics[t].update(out, batch.targets[t])
+                seen += len(batch)
+        if not seen:
+            raise DataError(f"no rows left to evaluate in {dataset.shards.source} after skipping bad rows")
+        # Skipped rows are missing from the count; cells treated as missing are counted
+        # only without loader workers (each worker keeps its own count).
+        skip = self.config.on_bad_row == "skip"
+        bad = dataset.n_rows - seen if skip else len(dataset.bad_rows)
+        if bad:
+            what = "skipped" if skip else "evaluated with those cells treated as missing"
+            warnings.warn(f"{bad} row(s) with an unusable cell {what}", stacklevel=3)
+        return flatten({t: m.compute() for t, m in metrics.items()})
+
+    def _stream_outputs(self, dataset: StreamingDataset) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
+        """(rows (B,), activated predictions per target) per batch, as the loader gives them."""
+        with worker_errors():
+            for batch in stream_loader(dataset):
+                with torch.inference_mode():
+                    outputs = self.model.predict(batch.inputs, batch.present)
+                assert batch.rows is not None  # streamed batches always carry their rows
+                yield batch.rows, outputs
+
     # -- public API -----------------------------------------------------------
     def evaluate_dataset(self, dataset: TableDataset, drop: Collection[str] = ()) -> dict[str, float]:
         preds, targets = self._outputs(dataset, drop)
@@ -152,7 +231,10 @@ class Predictor:
         self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None
     ) -> dict[str, float]:
         """Metrics on a labelled table: accuracy, macro_f1 (roc_auc); rmse, mae, r2; or for
-        text targets bleu, chrf, exact_match, wer."""
+        text targets bleu, chrf, exact_match, wer. A folder or fsspec URL of Parquet
+        shards is streamed (every row, in bounded memory)."""
+        if is_shard_source(data):
+            return self._evaluate_stream(self._stream(data, True, base_dir))  # type: ignore[arg-type]
         _, dataset = self._dataset(data, with_targets=True, base_dir=base_dir)
         return self.evaluate_dataset(dataset)
 
@@ -172,12 +254,34 @@ class Predictor:
         """One row per input row, in order: id columns, then per target the predicted
         label (or value) and, for classification, `<target>_prob_<class>` columns; for a
         multilabel target the predicted labels joined by its delimiter ("" for none) and
-        `<target>_prob_<label>` columns."""
+        `<target>_prob_<label>` columns. A folder or URL of Parquet shards is streamed,
+        then gathered into one frame (`predict_chunks` hands it out piece by piece)."""
         if all(isinstance(p, PairTarget) for p in self.targets.values()):
             raise ConfigError("this is a retrieval run: use embed() / search() (plait embed, plait search)")
+        if is_shard_source(data):
+            return pd.concat(list(self.predict_chunks(data, base_dir)), ignore_index=True)
         frame, dataset = self._dataset(data, with_targets=False, base_dir=base_dir)
         preds, _ = self._outputs(dataset)
         return prediction_frame(frame, self.config.id_columns, self.targets, preds)
+
+    def predict_chunks(
+        self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None, rows: int = 8192
+    ) -> Iterator[pd.DataFrame]:
+        """`predict` piece by piece, in table order: a folder or URL of Parquet shards is
+        streamed (loader workers decode their own row groups) and handed out about
+        `rows` rows at a time, indexed by table position; a table file is one piece."""
+        if not is_shard_source(data):
+            yield self.predict(data, base_dir)
+            return
+        if all(isinstance(p, PairTarget) for p in self.targets.values()):
+            raise ConfigError("this is a retrieval run: use embed() / search() (plait embed, plait search)")
+        dataset = self._stream(data, with_targets=False, base_dir=base_dir)  # type: ignore[arg-type]
+        ids = IdColumns(dataset.shards, self.config.id_columns)
+        for first, n, preds in in_table_order(self._stream_outputs(dataset), rows):
+            yield prediction_frame(ids.rows(first, n), ids.names, self.targets, preds)
+        if dataset.bad_rows:  # counted here only without loader workers (each keeps its own)
+            what = "predicted with those cells treated as missing"
+            warnings.warn(f"{len(dataset.bad_rows)} row(s) with an unusable cell {what}", stacklevel=2)
 
     def generate(
         self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None, **decoding: Any

@@ -240,6 +240,15 @@ def label_pass(
     return LabelPass(shards.counts, {t: pd.Series(list(s.values()), dtype=object) for t, s in seen.items()})
 
 
+def every_row(shards: Shards) -> str:
+    """One part holding every row, for evaluation and prediction (nothing is split off);
+    returns its name for `StreamingDataset`. No split column and no carving put every
+    row in part 0, so no pass over the table is needed: the footers gave the counts."""
+    shards.carve = False
+    shards.counts = {PARTS[0]: np.array([u.rows for u in shards.units], dtype=np.int64)}
+    return PARTS[0]
+
+
 def rank_and_world() -> tuple[int, int]:
     """(this process's global rank, how many processes): from the environment every
     launcher sets (Lightning, torchrun, SLURM), so loader workers know it too."""

@@ -55,7 +55,16 @@ def overview(folder: Path, metrics: dict[str, Any], config: dict[str, Any]) -> s
 def data(summary: dict[str, Any] | None) -> str:
     if summary is None:
         return note("No data summary in this run folder (summary.json is written by training).")
-    body = cards({f"rows ({k})": v for k, v in summary.get("rows", {}).items()})
+    rows = {f"rows ({k})": v for k, v in summary.get("rows", {}).items()}
+    sample = summary.get("sample_rows")
+    body = cards(rows if sample is None else {**rows, "rows (sample)": sample})
+    if sample is not None:
+        total = summary.get("rows", {}).get("table")
+        body += note(
+            f"Streamed table: row counts and label distributions cover all {fmt(total)} rows (one pass "
+            f"over the label column); column types and missing rates come from a sample of {fmt(sample)} "
+            "rows, the one the preprocessing was fitted on."
+        )
     columns = [{**c, "missing": f"{100 * c.get('missing', 0):.1f} %"} for c in summary.get("columns", [])]
     body += "<h3>Columns</h3>" + table(columns, ["name", "role", "type", "encoder", "group", "missing"])
     for target, dist in summary.get("labels", {}).items():

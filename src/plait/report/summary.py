@@ -1,6 +1,7 @@
 """summary.json: what the report needs from training, since `plait report RUN` has no data.
 
-{"trained": "YYYY-MM-DD HH:MM", "rows": {split: n}, "held_out": "test" | "validation",
+{"trained": "YYYY-MM-DD HH:MM", "rows": {"table": n, split: n}, "held_out": "test" | "validation",
+ "sample_rows": n (a streamed table only: the rows the columns' summary describes),
  "columns": [{name, role, type, encoder, group, missing}],
  "labels": {target: {"type", "classes", "counts": {split: [n per class]}} (category, binary,
             multilabel: rows holding each label) or {"type", "stats", "edges", "counts"}
@@ -23,6 +24,7 @@ from plait.config import PlaitConfig
 from plait.data.dataset import TableDataset
 from plait.data.processors import TargetProcessor
 from plait.data.processors.base import is_empty
+from plait.data.streaming import StreamingDataset
 from plait.report.details import target_details
 
 if TYPE_CHECKING:
@@ -61,15 +63,21 @@ def build_summary(
         for t, proc in predictor.targets.items():
             if proc.kind in DETAILED:
                 evaluation[t] = target_details(proc, preds[t], truth[t])
-    return {
+    # A streamed table's `frame` is its sample: the columns' summary (missing rates)
+    # describes the sample, while row and label counts come from every row.
+    streamed = next((ds for ds in datasets.values() if isinstance(ds, StreamingDataset)), None)
+    table_rows = streamed.shards.rows if streamed is not None else len(frame)
+    summary = {
         "trained": datetime.now().isoformat(sep=" ", timespec="minutes"),
-        # A streamed table's `frame` is its sample (the columns' summary describes it).
-        "rows": {"table": len(frame), **{k: ds.n_rows for k, ds in datasets.items()}},
+        "rows": {"table": table_rows, **{k: ds.n_rows for k, ds in datasets.items()}},
         "held_out": "test" if held == "test" else "validation",
         "columns": column_summary(cfg, frame),
         "labels": labels,
         "evaluation": evaluation,
     }
+    if streamed is not None:
+        summary["sample_rows"] = len(frame)
+    return summary
 
 
 def column_summary(cfg: PlaitConfig, frame: pd.DataFrame) -> list[dict[str, Any]]:
