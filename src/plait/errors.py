@@ -13,7 +13,17 @@ class PlaitError(Exception):
 
     def __init__(self, message: str) -> None:
         # One line: the CLI prints exactly this.
-        super().__init__(" ".join(message.split("\n")))
+        super().__init__(" ".join(_from_worker(message, type(self).__name__).split("\n")))
+
+
+def _from_worker(message: str, name: str) -> str:
+    """torch re-raises an error from a DataLoader worker as the same type, with the
+    worker's traceback as its message ("Caught DataError in DataLoader worker process
+    0.\nOriginal Traceback (most recent call last): … DataError: column 'x', row 7: …"):
+    keep the user's own line, its last part."""
+    if message.startswith("Caught ") and "Original Traceback" in message:
+        return message.rpartition(f"{name}: ")[2].strip()
+    return message
 
 
 class DataError(PlaitError):

@@ -28,7 +28,7 @@ from plait.data.processors import (
 )
 from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
-from plait.data.stream_order import IdColumns, check_shard_columns, in_table_order, worker_errors
+from plait.data.stream_order import IdColumns, check_shard_columns, in_table_order
 from plait.data.streaming import (
     StreamingDataset,
     every_row,
@@ -183,11 +183,10 @@ class Predictor:
             for t, p in self.targets.items()
         }
         seen = 0
-        with worker_errors():
-            for batch in stream_loader(dataset):
-                for t, out in self.model.predict(batch.inputs, batch.present).items():
-                    metrics[t].update(out, batch.targets[t])
-                seen += len(batch)
+        for batch in stream_loader(dataset):
+            for t, out in self.model.predict(batch.inputs, batch.present).items():
+                metrics[t].update(out, batch.targets[t])
+            seen += len(batch)
         if not seen:
             raise DataError(f"no rows left to evaluate in {dataset.shards.source} after skipping bad rows")
         # Skipped rows are missing from the count; cells treated as missing are counted
@@ -201,12 +200,11 @@ class Predictor:
 
     def _stream_outputs(self, dataset: StreamingDataset) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
         """(rows (B,), activated predictions per target) per batch, as the loader gives them."""
-        with worker_errors():
-            for batch in stream_loader(dataset):
-                with torch.inference_mode():
-                    outputs = self.model.predict(batch.inputs, batch.present)
-                assert batch.rows is not None  # streamed batches always carry their rows
-                yield batch.rows, outputs
+        for batch in stream_loader(dataset):
+            with torch.inference_mode():
+                outputs = self.model.predict(batch.inputs, batch.present)
+            assert batch.rows is not None  # streamed batches always carry their rows
+            yield batch.rows, outputs
 
     # -- public API -----------------------------------------------------------
     def evaluate_dataset(self, dataset: TableDataset, drop: Collection[str] = ()) -> dict[str, float]:

@@ -8,7 +8,6 @@ group by row group, as the ordered rows go out.
 
 from __future__ import annotations
 
-import contextlib
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 
@@ -20,7 +19,7 @@ from torch import Tensor
 from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
 from plait.data.streaming import Shards
-from plait.errors import DataError, PlaitError
+from plait.errors import DataError
 
 Outputs = dict[str, Tensor]
 
@@ -36,20 +35,6 @@ def check_shard_columns(shards: Shards, wanted: Mapping[str, Iterable[str]]) -> 
                 check_columns(columns, dict.fromkeys(names), what)
         except DataError as err:
             raise DataError(f"shard {shards.name(i)}: {err}") from None
-
-
-@contextlib.contextmanager
-def worker_errors() -> Iterator[None]:
-    """A user error raised in a loader worker comes back wrapped by torch, its traceback
-    in the message ("Caught DataError in DataLoader worker process 0. Original
-    Traceback … DataError: shard …"): give the user its own line again."""
-    try:
-        yield
-    except PlaitError as err:
-        message = str(err)
-        if not message.startswith("Caught "):
-            raise
-        raise type(err)(message.rpartition(f"{type(err).__name__}: ")[2]) from None
 
 
 def in_table_order(
