@@ -4,6 +4,7 @@ equal batch counts for DDP ranks, and training end to end (local folder, fsspec 
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,13 @@ import torch
 from plait.config import parse_config
 from plait.data.prepare import stream_datasets
 from plait.data.schema import resolve_config
-from plait.data.streaming import StreamingDataset, label_pass, open_shards
+from plait.data.streaming import (
+    StreamingDataset,
+    label_pass,
+    open_shards,
+    return_freed_buffers,
+    stream_loader,
+)
 from plait.errors import DataError
 from plait.train import fit
 from tests.conftest import TINY_CONFIG, TINY_ENCODERS, make_table
@@ -260,3 +267,12 @@ def test_data_root_holds_in_the_loader_workers(tmp_path: Path):
     }
     with confined_to(inside), pytest.raises(DataError, match=r"row 41: .*outside --data-root"):
         fit(folder, "colour", config, out=tmp_path / "run", base_dir=inside, verbose=False)
+
+
+def test_loader_workers_return_freed_buffers(tmp_path: Path):
+    """Each worker fixes glibc's mmap threshold, so batch-sized buffers it frees go back to
+    the system instead of growing its heap batch after batch (docs/benchmarks.md, issue 10)."""
+    folder = write_shards(tmp_path, tabular_frame())
+    assert stream_loader(datasets(folder, workers=1)["val"]).worker_init_fn is return_freed_buffers
+    assert stream_loader(datasets(folder, workers=0)["val"]).worker_init_fn is None  # no worker
+    assert return_freed_buffers() == (platform.libc_ver()[0] == "glibc")
