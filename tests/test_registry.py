@@ -1,3 +1,5 @@
+from typing import Literal
+
 import pytest
 
 from plait.errors import ConfigError
@@ -51,6 +53,21 @@ def test_bad_parameter_value_is_a_config_error():
 
     with pytest.raises(ConfigError, match="rejected its parameters"):
         reg.build("picky", {"n": -1})
+
+
+def test_a_value_outside_its_literal_lists_the_allowed_ones():
+    reg: Registry = Registry("widget")
+
+    @reg.register("shaped")
+    class Shaped:
+        def __init__(self, stride: Literal[1, 2] = 1, norm: Literal["batch", "none"] = "batch") -> None:
+            self.stride, self.norm = stride, norm
+
+    assert reg.build("shaped", {"stride": 2}).stride == 2
+    with pytest.raises(ConfigError, match=r"widget 'shaped': stride must be one of 1, 2; got 3"):
+        reg.build("shaped", {"stride": 3})
+    with pytest.raises(ConfigError, match=r"norm must be one of 'batch', 'none'; got 'layer'"):
+        reg.build("shaped", {"norm": "layer"})
 
 
 def test_double_registration_is_refused():

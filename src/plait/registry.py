@@ -1,17 +1,19 @@
 """One small name → builder registry, shared by encoders, fusions and heads.
 
 A builder's signature is its schema: `build` reports unknown parameters together
-with the valid ones, and an unknown name together with the registered names (and a
-"did you mean" when the typo is close).
+with the valid ones, a value outside a `Literal[...]` annotation together with the
+allowed ones, and an unknown name together with the registered names (and a "did you
+mean" when the typo is close).
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from plait.errors import ConfigError
 
@@ -72,6 +74,12 @@ class Registry(Generic[T]):
                 f"{self.kind} {name!r} got unknown parameter(s) {', '.join(unknown)}; "
                 f"valid: {', '.join(valid) or '(none)'}"
             )
+        for key, allowed in _choices(self.get(name).builder).items():
+            if key in user_params and user_params[key] not in allowed:
+                raise ConfigError(
+                    f"{self.kind} {name!r}: {key} must be one of {', '.join(map(repr, allowed))}; "
+                    f"got {user_params[key]!r}"
+                )
 
     def build(self, name: str, user_params: dict[str, Any], **data_params: Any) -> T:
         self.check_params(name, user_params)
@@ -89,3 +97,13 @@ class Registry(Generic[T]):
 
     def __iter__(self):
         return iter(self._entries.values())
+
+
+def _choices(builder: Callable[..., Any]) -> dict[str, tuple[Any, ...]]:
+    """Parameters annotated `Literal[...]` → their allowed values."""
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    try:
+        hints = typing.get_type_hints(target)
+    except (NameError, TypeError):  # an annotation that does not resolve: nothing checked
+        return {}
+    return {k: typing.get_args(v) for k, v in hints.items() if typing.get_origin(v) is Literal}

@@ -104,6 +104,17 @@ def test_user_sizes_are_honoured():
     assert ENCODERS.build("lstm", {"bidirectional": False, "hidden_dim": 6}, vocab_size=5).out_dim == 6
 
 
+def test_a_strided_stem_keeps_the_shapes_and_weights():
+    """stem_stride 2 downsamples the first stage by the conv's stride, not a max-pool:
+    same token grid and parameters, a stride-2 first conv and no first pool."""
+    plain = ENCODERS.build("cnn", {}, in_channels=3)
+    strided = ENCODERS.build("cnn", {"stem_stride": 2}, in_channels=3)
+    x = torch.randn(2, 3, 32, 32)
+    assert strided(x).tokens.shape == plain(x).tokens.shape == (2, 16, 64)  # 32 / 2**3 = 4 → 4×4
+    assert [p.shape for p in strided.parameters()] == [p.shape for p in plain.parameters()]
+    assert strided.features[0].stride == (2, 2) and isinstance(strided.features[1], torch.nn.Identity)
+
+
 @pytest.mark.parametrize("name", ["audio_cnn", "audio_cnn1d", "audio_gru"])
 def test_audio_token_mask_follows_the_real_frames(name: str):
     enc = ENCODERS.build(name, {}, n_mels=8).eval()

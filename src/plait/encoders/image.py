@@ -28,14 +28,19 @@ class ConvEncoder(Encoder):
         out_dim: int = 64,
         dropout: float = 0.0,
         norm: Literal["batch", "none"] = "batch",
+        stem_stride: Literal[1, 2] = 1,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_channels
-        for width in channels:
+        for i, width in enumerate(channels):
+            # stem_stride 2: the first stage halves the size with its convolution's
+            # stride instead of a max-pool (as ResNet/MobileNet stems), so its conv and
+            # pool, the costliest of the network at full resolution, cost a quarter.
+            strided = i == 0 and stem_stride == 2
             layers += [
-                nn.Conv2d(prev, width, 3, padding=1, bias=norm == "none"),
-                nn.MaxPool2d(2),
+                nn.Conv2d(prev, width, 3, stride=2 if strided else 1, padding=1, bias=norm == "none"),
+                nn.Identity() if strided else nn.MaxPool2d(2),
                 nn.BatchNorm2d(width) if norm == "batch" else nn.Identity(),
                 nn.ReLU(inplace=True),
             ]
