@@ -16,15 +16,10 @@ import pytest
 import torch
 
 from plait.config import parse_config
+from plait.data.datamodule import make_loader, return_freed_buffers
 from plait.data.prepare import stream_datasets
 from plait.data.schema import resolve_config
-from plait.data.streaming import (
-    StreamingDataset,
-    label_pass,
-    open_shards,
-    return_freed_buffers,
-    stream_loader,
-)
+from plait.data.streaming import StreamingDataset, label_pass, open_shards, stream_loader
 from plait.errors import DataError
 from plait.train import fit
 from tests.conftest import TINY_CONFIG, TINY_ENCODERS, make_table
@@ -275,4 +270,7 @@ def test_loader_workers_return_freed_buffers(tmp_path: Path):
     folder = write_shards(tmp_path, tabular_frame())
     assert stream_loader(datasets(folder, workers=1)["val"]).worker_init_fn is return_freed_buffers
     assert stream_loader(datasets(folder, workers=0)["val"]).worker_init_fn is None  # no worker
+    in_memory = torch.utils.data.TensorDataset(torch.zeros(4))  # tables in memory, with workers, too
+    loader = make_loader(in_memory, 2, False, num_workers=1)  # type: ignore[arg-type]
+    assert loader.worker_init_fn is return_freed_buffers
     assert return_freed_buffers() == (platform.libc_ver()[0] == "glibc")

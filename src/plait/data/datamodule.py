@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 from typing import Any, Literal
 
@@ -84,6 +85,29 @@ def default_workers(streaming: bool) -> int:
     return max(0, min(4, cores - 1))
 
 
+# glibc's mallopt parameter number for M_MMAP_THRESHOLD, and the value a worker sets.
+M_MMAP_THRESHOLD = -3
+WORKER_MMAP_THRESHOLD = 1 << 20
+
+
+def return_freed_buffers(worker_id: int = 0) -> bool:
+    """Loader worker start: freed buffers of 1 MiB or more go back to the system at once.
+
+    glibc serves a block above its mmap threshold (128 KiB at start) with a mapping of
+    its own, unmapped when freed, but raises the threshold to the size of each such
+    block freed (up to 32 MiB). After a worker's first batch its batch-sized tensors
+    (an evaluation batch of 512 rows of 3×64×64 float32 is 25 MiB, made three times
+    by the normalisation) then come from the heap, which fragmentation keeps from
+    shrinking: +72 MiB per batch, 0.7 → 1.6 GiB over the 20 validation batches of a
+    100,000-row table (bench/streaming.py). Setting the threshold turns that off.
+    False where the C library is not glibc (nothing to do)."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD))
+
+
 def make_loader(
     dataset: TableDataset,
     batch_size: int,
@@ -106,6 +130,7 @@ def make_loader(
         "num_workers": workers,
         "collate_fn": identity_collate,
         "persistent_workers": workers > 0,
+        "worker_init_fn": return_freed_buffers if workers > 0 else None,
         "pin_memory": pin_memory,
     }
     if shuffle and resumable:

@@ -15,7 +15,6 @@ one column); otherwise a row is in validation when a generator seeded by
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import math
 import os
@@ -32,7 +31,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from plait.data.collate import Batch, identity_collate
-from plait.data.datamodule import SPLIT_ALIASES, default_workers
+from plait.data.datamodule import SPLIT_ALIASES, default_workers, return_freed_buffers
 from plait.data.dataset import TableDataset
 from plait.data.paths import data_root, set_data_root
 from plait.data.processors import InputProcessor, TargetProcessor
@@ -454,29 +453,6 @@ def _select(batch: Batch, rows: Tensor) -> Batch:
 def stream_workers(num_workers: int | str) -> int:
     """Loader workers for a streamed table: as asked, else `default_workers(streaming=True)`."""
     return default_workers(streaming=True) if num_workers == "auto" else int(num_workers)
-
-
-# glibc's mallopt parameter number for M_MMAP_THRESHOLD, and the value a worker sets.
-M_MMAP_THRESHOLD = -3
-WORKER_MMAP_THRESHOLD = 1 << 20
-
-
-def return_freed_buffers(worker_id: int = 0) -> bool:
-    """Loader worker start: freed buffers of 1 MiB or more go back to the system at once.
-
-    glibc serves a block above its mmap threshold (128 KiB at start) with a mapping of
-    its own, unmapped when freed, but raises the threshold to the size of each such
-    block freed (up to 32 MiB). After a worker's first batch its batch-sized tensors
-    (an evaluation batch of 512 rows of 3×64×64 float32 is 25 MiB, made three times
-    by the normalisation) then come from the heap, which fragmentation keeps from
-    shrinking: +72 MiB per batch, 0.7 → 1.6 GiB over the 20 validation batches of a
-    100,000-row table (bench/streaming.py). Setting the threshold turns that off.
-    False where the C library is not glibc (nothing to do)."""
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, WORKER_MMAP_THRESHOLD))
 
 
 def stream_loader(dataset: StreamingDataset) -> DataLoader:
