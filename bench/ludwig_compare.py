@@ -118,22 +118,29 @@ def plait_config(
     }
 
 
+def ludwig_image(size: int, channels: int) -> dict[str, Any]:
+    """Ludwig's stacked_cnn (8-16-32, 3×3 same, batch norm, max-pool 2, FC 64), as Plait's cnn."""
+    return {
+        "name": "image",
+        "type": "image",
+        "preprocessing": {"height": size, "width": size, "num_channels": channels},
+        "encoder": {
+            "type": "stacked_cnn",
+            "conv_layers": [{"out_channels": c} for c in (8, 16, 32)],
+            "kernel_size": 3,
+            "padding": "same",
+            "pool_kernel_size": 2,
+            "conv_norm": "batch",
+            "fc_layers": [{"output_size": 64}],
+        },
+    }
+
+
 def ludwig_config(name: str, label: str, epochs: int, n_train: int) -> dict[str, Any]:
     """Ludwig's closest from-scratch equivalents; concat combiner + one 128-unit layer
     (Plait's MLP head); AdamW, linear warm-up 15 % then cosine (≈ Plait's OneCycle)."""
-    conv = {"kernel_size": 3, "padding": "same", "pool_kernel_size": 2, "conv_norm": "batch"}
     if name == "easy-vqa":
-        image = {
-            "name": "image",
-            "type": "image",
-            "preprocessing": {"height": 64, "width": 64, "num_channels": 3},
-            "encoder": {
-                "type": "stacked_cnn",
-                "conv_layers": [{"out_channels": c} for c in (8, 16, 32)],
-                **conv,
-                "fc_layers": [{"output_size": 64}],
-            },
-        }
+        image = ludwig_image(size=64, channels=3)
         text = {
             "name": "question",
             "type": "text",
@@ -171,18 +178,7 @@ def ludwig_config(name: str, label: str, epochs: int, n_train: int) -> dict[str,
                 "fc_layers": [{"output_size": 128}],
             },
         }
-        image = {
-            "name": "image",
-            "type": "image",
-            "preprocessing": {"height": 32, "width": 32, "num_channels": 1},
-            "encoder": {
-                "type": "stacked_cnn",
-                "conv_layers": [{"out_channels": c} for c in (8, 16, 32)],
-                **conv,
-                "fc_layers": [{"output_size": 64}],
-            },
-        }
-        inputs = [audio, image]
+        inputs = [audio, ludwig_image(size=32, channels=1)]
     total_steps = epochs * math.ceil(n_train / BATCH)
     return {
         "model_type": "ecd",

@@ -24,6 +24,22 @@ def _masked_mean(tokens: Tensor, mask: Tensor) -> Tensor:
     return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1)
 
 
+def _conv_stages(dims: int, in_channels: int, channels: Sequence[int], kernel_size: int) -> nn.Sequential:
+    """[conv k → max-pool 2 → batch norm → ReLU] per stage, 1-D (over time) or 2-D."""
+    conv, pool, norm = (
+        (nn.Conv1d, nn.MaxPool1d, nn.BatchNorm1d) if dims == 1 else (nn.Conv2d, nn.MaxPool2d, nn.BatchNorm2d)
+    )
+    layers: list[nn.Module] = []
+    for prev, width in zip([in_channels, *channels], channels, strict=False):
+        layers += [
+            conv(prev, width, kernel_size, padding=kernel_size // 2, bias=False),
+            pool(2, ceil_mode=True),
+            norm(width),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
 def _pooled_mask(frame_mask: Tensor, downsample: int, steps: int) -> Tensor:
     """(B, T) frame mask → (B, steps) token mask after pooling time by `downsample`:
     a token is real when any frame in its window is."""
@@ -45,19 +61,9 @@ class AudioConvEncoder(Encoder):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        prev = 1
-        for width in channels:
-            layers += [
-                nn.Conv2d(prev, width, 3, padding=1, bias=False),
-                nn.MaxPool2d(2, ceil_mode=True),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-            ]
-            prev = width
-        self.features = nn.Sequential(*layers)
+        self.features = _conv_stages(2, 1, channels, kernel_size=3)
         self.downsample = 2 ** len(channels)
-        self.proj = nn.Sequential(nn.Linear(prev, out_dim), nn.ReLU(), nn.Dropout(dropout))
+        self.proj = nn.Sequential(nn.Linear(channels[-1], out_dim), nn.ReLU(), nn.Dropout(dropout))
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> EncoderOutput:
@@ -87,19 +93,9 @@ class AudioConv1dEncoder(Encoder):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        prev = n_mels
-        for width in channels:
-            layers += [
-                nn.Conv1d(prev, width, kernel_size, padding=kernel_size // 2, bias=False),
-                nn.MaxPool1d(2, ceil_mode=True),
-                nn.BatchNorm1d(width),
-                nn.ReLU(inplace=True),
-            ]
-            prev = width
-        self.features = nn.Sequential(*layers)
+        self.features = _conv_stages(1, n_mels, channels, kernel_size)
         self.downsample = 2 ** len(channels)
-        self.proj = nn.Sequential(nn.Linear(prev, out_dim), nn.ReLU(), nn.Dropout(dropout))
+        self.proj = nn.Sequential(nn.Linear(channels[-1], out_dim), nn.ReLU(), nn.Dropout(dropout))
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> EncoderOutput:
