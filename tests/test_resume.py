@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -21,7 +22,16 @@ import yaml
 
 from plait.data.order import ResumableLoader
 from plait.errors import ConfigError, RunFolderError
-from plait.resume import LAST, check_same_run, find_checkpoint, start_work, work_dir
+from plait.resume import (
+    LAST,
+    GracefulStop,
+    ResumeCheckpoint,
+    Stopped,
+    check_same_run,
+    find_checkpoint,
+    start_work,
+    work_dir,
+)
 from tests.conftest import TINY_ENCODERS, make_table
 
 CONFIG = {
@@ -141,6 +151,53 @@ def test_sigterm_stops_gracefully_with_a_checkpoint_and_resumes(table: Path, ref
     resumed = run(command(table, "stopped", "--resume", str(out)))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     pd.testing.assert_series_equal(epoch_log(out)["val_loss"], epoch_log(reference)["val_loss"], atol=1e-6)
+
+
+class _Tiny(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch: list[torch.Tensor], _: int) -> torch.Tensor:
+        return self.layer(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _SigtermAfterBatchEnd(L.Callback):
+    """Sends SIGTERM to this process at the end of step 2, after GracefulStop's
+    on_train_batch_end has run: the moment the CLI test hits when its signal follows
+    the checkpoint that step wrote."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_after_a_steps_callbacks_stops_at_the_next_step(tmp_path: Path):
+    # Lightning sets its own SIGTERM handler inside fit(); had it stayed, it would end
+    # this run with SystemExit(0) before the next step, with no checkpoint and no message.
+    stop = GracefulStop(ResumeCheckpoint(tmp_path / LAST, every=1000), "--resume here")
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[stop, _SigtermAfterBatchEnd()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    data = torch.utils.data.TensorDataset(torch.randn(16, 2))
+    before = signal.getsignal(signal.SIGTERM)
+    stop.install()
+    try:
+        with pytest.raises(Stopped, match="stopped by SIGTERM at epoch 1, step 3") as stopped:
+            trainer.fit(_Tiny(), torch.utils.data.DataLoader(data, batch_size=2))
+    finally:
+        stop.uninstall()
+    assert stopped.value.exit_code == 128 + signal.SIGTERM and (tmp_path / LAST).is_file()
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_second_ctrl_c_stops_at_once(table: Path):

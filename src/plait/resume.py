@@ -214,10 +214,12 @@ class GracefulStop(L.Callback):
             previous = signal.signal(signum, self._handle)
             self._previous.setdefault(signum, previous)
 
-    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        # Again, over the SIGTERM handler Lightning has just set: its own would end the
-        # run at the next step with exit code 0 and no checkpoint. (On SLURM with
-        # auto-requeue this also replaces its requeue-on-SIGTERM; --resume does that job.)
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        # Again, over the SIGTERM handler Lightning sets in fit() after on_fit_start: its
+        # own, which calls ours too, would raise SystemExit(0) at the end of the step
+        # when the signal lands after our on_train_batch_end, so the run would stop with
+        # exit code 0 and no message. (On SLURM with auto-requeue this also replaces its
+        # requeue-on-SIGTERM; --resume does that job.)
         self.install()
 
     def uninstall(self) -> None:
