@@ -19,6 +19,43 @@ def plait(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedPro
     return subprocess.run([*PLAIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
+# Runs several `plait` command lines one after another in one fresh process, each with
+# its own stderr captured at the file-descriptor level (print, warnings, logging
+# handlers, whatever writes to fd 2), so a suite of failing commands pays the ~10 s
+# import of torch and Lightning once. Every warning is shown in every case.
+_MANY = """
+import json, os, sys, tempfile, warnings
+from plait.cli import app
+warnings.simplefilter("always")
+results, saved = [], os.dup(2)
+for args in json.load(sys.stdin):
+    with tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        try:
+            app(args, prog_name="plait")
+            code = 0
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+        captured.seek(0)
+        results.append([code, captured.read().decode()])
+print(json.dumps(results))
+"""
+
+
+def plait_many(*commands: list) -> list[tuple[int, str]]:
+    """(exit code, stderr) of each command line, as `plait` run on its own would give."""
+    given = json.dumps([[str(a) for a in args] for args in commands])
+    done = subprocess.run(
+        [sys.executable, "-c", _MANY], input=given, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [(code, stderr) for code, stderr in json.loads(done.stdout.splitlines()[-1])]
+
+
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "config.yaml"
@@ -138,14 +175,20 @@ def bad_input_cases(table_dir: Path, tmp_path: Path) -> dict[str, tuple[list, st
 
 
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(table_dir: Path, tmp_path: Path):
-    for name, (args, message) in bad_input_cases(table_dir, tmp_path).items():
-        out = tmp_path / "runs" / name.replace(" ", "_")
-        result = plait(*args, "--out", out) if args[0] == "train" else plait(*args)
-        assert result.returncode == 2, (name, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
+    cases = bad_input_cases(table_dir, tmp_path)
+    outs = [tmp_path / "runs" / name.replace(" ", "_") for name in cases]
+    commands = [
+        [*a, "--out", o] if a[0] == "train" else a for (a, _), o in zip(cases.values(), outs, strict=True)
+    ]
+    # One case through `python -m plait.cli` itself; all of them in one process.
+    single, many = plait(*commands[0]), plait_many(*commands)
+    assert (single.returncode, single.stderr) == many[0]
+    for (name, (_, message)), out, (code, stderr) in zip(cases.items(), outs, many, strict=True):
+        assert code == 2, (name, stderr)
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (name, stderr)
         assert message in lines[0], (name, lines[0])
-        assert "Traceback" not in result.stderr
+        assert "Traceback" not in stderr
         # Validation happens before anything is written: not even the parent folder.
         assert not out.exists() and not (tmp_path / "runs").exists(), name
 
