@@ -17,6 +17,7 @@ from torch import Tensor
 from plait import retrieval
 from plait.build import build_model
 from plait.config import PlaitConfig
+from plait.data.collate import Batch
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
 from plait.data.processors import (
@@ -118,7 +119,8 @@ class Predictor:
             cache=with_targets and self.config.cache,
         )
         if dataset.bad_rows:
-            what = "skipped" if dataset.skipped else "predicted with those cells treated as missing"
+            used = "evaluated" if with_targets else "predicted"  # evaluate, explain, robustness: evaluated
+            what = "skipped" if dataset.skipped else f"{used} with those cells treated as missing"
             warnings.warn(f"{len(dataset.bad_rows)} row(s) with an unusable cell {what}", stacklevel=3)
         return table.frame, dataset
 
@@ -182,28 +184,33 @@ class Predictor:
             t: TaskMetrics(p.kind, p.num_classes, p.thresholds_ if isinstance(p, MultilabelTarget) else None)
             for t, p in self.targets.items()
         }
-        seen = 0
+        seen, unusable = 0, 0
         for batch in stream_loader(dataset):
             for t, out in self.model.predict(batch.inputs, batch.present).items():
                 metrics[t].update(out, batch.targets[t])
             seen += len(batch)
+            unusable += _unusable(batch)
         if not seen:
             raise DataError(f"no rows left to evaluate in {dataset.shards.source} after skipping bad rows")
-        # Skipped rows are missing from the count; cells treated as missing are counted
-        # only without loader workers (each worker keeps its own count).
+        # Skipped rows are the ones missing from the count; rows kept with a cell treated
+        # as missing come marked in their batches (from whichever loader worker).
         skip = self.config.on_bad_row == "skip"
-        bad = dataset.n_rows - seen if skip else len(dataset.bad_rows)
+        bad = dataset.n_rows - seen if skip else unusable
         if bad:
             what = "skipped" if skip else "evaluated with those cells treated as missing"
             warnings.warn(f"{bad} row(s) with an unusable cell {what}", stacklevel=3)
         return flatten({t: m.compute() for t, m in metrics.items()})
 
-    def _stream_outputs(self, dataset: StreamingDataset) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
-        """(rows (B,), activated predictions per target) per batch, as the loader gives them."""
+    def _stream_outputs(
+        self, dataset: StreamingDataset, unusable: list[int]
+    ) -> Iterator[tuple[Tensor, dict[str, Tensor]]]:
+        """(rows (B,), activated predictions per target) per batch, as the loader gives them;
+        appends to `unusable` each batch's count of rows with a cell treated as missing."""
         for batch in stream_loader(dataset):
             with torch.inference_mode():
                 outputs = self.model.predict(batch.inputs, batch.present)
             assert batch.rows is not None  # streamed batches always carry their rows
+            unusable.append(_unusable(batch))
             yield batch.rows, outputs
 
     # -- public API -----------------------------------------------------------
@@ -275,11 +282,12 @@ class Predictor:
             raise ConfigError("this is a retrieval run: use embed() / search() (plait embed, plait search)")
         dataset = self._stream(data, with_targets=False, base_dir=base_dir)  # type: ignore[arg-type]
         ids = IdColumns(dataset.shards, self.config.id_columns)
-        for first, n, preds in in_table_order(self._stream_outputs(dataset), rows):
+        unusable: list[int] = []
+        for first, n, preds in in_table_order(self._stream_outputs(dataset, unusable), rows):
             yield prediction_frame(ids.rows(first, n), ids.names, self.targets, preds)
-        if dataset.bad_rows:  # counted here only without loader workers (each keeps its own)
+        if sum(unusable):
             what = "predicted with those cells treated as missing"
-            warnings.warn(f"{len(dataset.bad_rows)} row(s) with an unusable cell {what}", stacklevel=2)
+            warnings.warn(f"{sum(unusable)} row(s) with an unusable cell {what}", stacklevel=2)
 
     def generate(
         self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None, **decoding: Any
@@ -379,3 +387,8 @@ def _concat(outputs: list[Tensor]) -> Tensor:
         width = max(o.shape[1] for o in outputs)
         outputs = [torch.nn.functional.pad(o, (0, width - o.shape[1]), value=PAD) for o in outputs]
     return torch.cat(outputs)
+
+
+def _unusable(batch: Batch) -> int:
+    """Rows of a streamed batch kept with an unusable cell treated as missing."""
+    return 0 if batch.unusable is None else int(batch.unusable.sum())

@@ -96,6 +96,25 @@ def test_bad_cell_in_a_shard_names_column_row_and_shard(
     assert "Traceback" not in str(error.value)
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_rows_with_unusable_cells_are_counted_whichever_worker_reads_them(
+    trained: tuple[Path, Path, Path], tmp_path: Path, workers: int
+):
+    run, table, _ = trained
+    frame = pd.read_parquet(table).astype({"x": str})
+    frame.loc[[5, 60, 117], "x"] = ["1,200", "n/a?", "12 kg"]  # in three shards
+    folder = write_shards(tmp_path, frame, shards=3)
+    predictor = Predictor.load(run)
+    predictor.config.on_bad_row = "missing"
+    predictor.config.trainer.num_workers = workers
+    with pytest.warns(UserWarning, match=r"^3 row\(s\) with an unusable cell evaluated"):
+        streamed = predictor.evaluate(folder)
+    with pytest.warns(UserWarning, match=r"^3 row\(s\) with an unusable cell evaluated"):
+        assert predictor.evaluate(frame) == pytest.approx(streamed, abs=1e-6)
+    with pytest.warns(UserWarning, match=r"^3 row\(s\) with an unusable cell predicted"):
+        assert len(predictor.predict(folder)) == 150
+
+
 def test_failed_write_half_way_keeps_the_previous_file(tmp_path: Path):
     for name in ("p.csv", "p.parquet", "p.jsonl"):
         output = tmp_path / name

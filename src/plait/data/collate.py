@@ -16,12 +16,16 @@ class Batch:
     present[c]: (B,) bool, False where column c is missing for that row
     targets[t]: (B,) int64 class ids or float values; empty at prediction time
     rows:       (B,) int64 positions in the source table (keeps output order)
+    unusable:   (B,) bool, True where the row had an unusable cell (unreadable file, bad
+                number) that is treated as missing; streamed tables carry it so the
+                consumer can count such rows, whichever loader worker read them
     """
 
     inputs: dict[str, Tensor]
     present: dict[str, Tensor]
     targets: dict[str, Tensor] = field(default_factory=dict)
     rows: Tensor | None = None
+    unusable: Tensor | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.present.values())))
@@ -29,7 +33,8 @@ class Batch:
     def pin_memory(self) -> Batch:
         """Page-locked copies (the DataLoader calls this with `pin_memory=True`)."""
         rows = self.rows.pin_memory() if self.rows is not None else None
-        return Batch(_pinned(self.inputs), _pinned(self.present), _pinned(self.targets), rows)
+        unusable = self.unusable.pin_memory() if self.unusable is not None else None
+        return Batch(_pinned(self.inputs), _pinned(self.present), _pinned(self.targets), rows, unusable)
 
 
 def _pinned(tensors: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -304,7 +304,9 @@ class StreamingDataset(IterableDataset[Batch]):
         self.data_root = data_root()
         self.counts = shards.counts[part]
         self.epoch = 0
-        self.bad_rows: list[int] = []  # counted per consumer; not gathered across workers
+        # Counted per consumer, not gathered across loader workers: whoever needs the
+        # whole count adds up the batches' `unusable` masks.
+        self.bad_rows: list[int] = []
 
     @property
     def n_rows(self) -> int:
@@ -377,7 +379,7 @@ class StreamingDataset(IterableDataset[Batch]):
     def _to_model(self, raw: Batch) -> Batch:
         """The per-batch step (normalisation, augmentation), as TableDataset does it."""
         inputs = {k: self.processors[k].to_model(v, self.training) for k, v in raw.inputs.items()}
-        return Batch(inputs, raw.present, raw.targets, raw.rows)
+        return Batch(inputs, raw.present, raw.targets, raw.rows, raw.unusable)
 
     def _transform(self, unit: int) -> Batch | None:
         """The unit's rows of this part, decoded and tokenised but not yet normalised."""
@@ -408,7 +410,10 @@ class StreamingDataset(IterableDataset[Batch]):
         for name, column in data.columns.items():
             inputs[name], present[name] = column.take(rows)
         targets = {name: t[rows] for name, t in data.targets.items()}
-        return Batch(inputs, present, targets, torch.as_tensor(frame.index.to_numpy().copy())[rows])
+        unusable = torch.zeros(len(frame), dtype=torch.bool)
+        unusable[data.bad_rows] = True  # all left out again by `rows` when skipping
+        index = torch.as_tensor(frame.index.to_numpy().copy())
+        return Batch(inputs, present, targets, index[rows], unusable[rows])
 
     def target_values(self, target: str) -> Tensor:
         """The target's transformed values over this part, reading only its column."""
@@ -432,12 +437,13 @@ def cat_batches(batches: list[Batch]) -> Batch:
     if len(batches) == 1:
         return batches[0]
     first = batches[0]
-    rows = [b.rows for b in batches]
+    rows, unusable = [b.rows for b in batches], [b.unusable for b in batches]
     return Batch(
         {k: torch.cat([b.inputs[k] for b in batches]) for k in first.inputs},
         {k: torch.cat([b.present[k] for b in batches]) for k in first.present},
         {k: torch.cat([b.targets[k] for b in batches]) for k in first.targets},
         torch.cat(rows) if all(r is not None for r in rows) else None,  # type: ignore[arg-type]
+        torch.cat(unusable) if all(u is not None for u in unusable) else None,  # type: ignore[arg-type]
     )
 
 
@@ -447,6 +453,7 @@ def _select(batch: Batch, rows: Tensor) -> Batch:
         {k: v[rows] for k, v in batch.present.items()},
         {k: v[rows] for k, v in batch.targets.items()},
         None if batch.rows is None else batch.rows[rows],
+        None if batch.unusable is None else batch.unusable[rows],
     )
 
 
