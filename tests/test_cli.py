@@ -20,40 +20,51 @@ def plait(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedPro
 
 
 # Runs several `plait` command lines one after another in one fresh process, each with
-# its own stderr captured at the file-descriptor level (print, warnings, logging
-# handlers, whatever writes to fd 2), so a suite of failing commands pays the ~10 s
-# import of torch and Lightning once. Every warning is shown in every case.
+# its own stdout and stderr captured at the file-descriptor level (print, rich,
+# warnings, logging handlers: whatever writes to fd 1 or 2), so a series of commands
+# pays the ~10 s import of torch and Lightning once. Every warning is shown each time.
 _MANY = """
 import json, os, sys, tempfile, warnings
 from plait.cli import app
 warnings.simplefilter("always")
-results, saved = [], os.dup(2)
+results, saved = [], {fd: os.dup(fd) for fd in (1, 2)}
 for args in json.load(sys.stdin):
-    with tempfile.TemporaryFile() as captured:
-        sys.stderr.flush()
-        os.dup2(captured.fileno(), 2)
-        try:
-            app(args, prog_name="plait")
-            code = 0
-        except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-        captured.seek(0)
-        results.append([code, captured.read().decode()])
+    files = {fd: tempfile.TemporaryFile() for fd in (1, 2)}
+    sys.stdout.flush(), sys.stderr.flush()
+    for fd, f in files.items():
+        os.dup2(f.fileno(), fd)
+    try:
+        app(args, prog_name="plait")
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else int(exit.code is not None)
+    finally:
+        sys.stdout.flush(), sys.stderr.flush()
+        for fd in files:
+            os.dup2(saved[fd], fd)
+    texts = []
+    for f in files.values():
+        f.seek(0)
+        texts.append(f.read().decode())
+        f.close()
+    results.append([code, *texts])
 print(json.dumps(results))
 """
 
 
-def plait_many(*commands: list) -> list[tuple[int, str]]:
-    """(exit code, stderr) of each command line, as `plait` run on its own would give."""
-    given = json.dumps([[str(a) for a in args] for args in commands])
+def plait_many(*commands: list) -> list[subprocess.CompletedProcess]:
+    """Each command line's exit code, stdout and stderr, as `plait` run on its own gives
+    them; the commands run in order, so one may read what an earlier one wrote."""
+    lines = [[str(a) for a in args] for args in commands]
     done = subprocess.run(
-        [sys.executable, "-c", _MANY], input=given, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", _MANY], input=json.dumps(lines), capture_output=True, text=True, timeout=900
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    return [(code, stderr) for code, stderr in json.loads(done.stdout.splitlines()[-1])]
+    results = json.loads(done.stdout.splitlines()[-1])
+    return [
+        subprocess.CompletedProcess(a, code, out, err)
+        for a, (code, out, err) in zip(lines, results, strict=True)
+    ]
 
 
 @pytest.fixture
@@ -182,8 +193,13 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(table_dir: Path, tmp_pa
     ]
     # One case through `python -m plait.cli` itself; all of them in one process.
     single, many = plait(*commands[0]), plait_many(*commands)
-    assert (single.returncode, single.stderr) == many[0]
-    for (name, (_, message)), out, (code, stderr) in zip(cases.items(), outs, many, strict=True):
+    assert (single.returncode, single.stdout, single.stderr) == (
+        many[0].returncode,
+        many[0].stdout,
+        many[0].stderr,
+    )
+    for (name, (_, message)), out, result in zip(cases.items(), outs, many, strict=True):
+        code, stderr = result.returncode, result.stderr
         assert code == 2, (name, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, stderr)
@@ -253,14 +269,17 @@ def test_benchmark_command(table_csv: Path, config_file: Path, tmp_path: Path):
 def test_evaluate_robustness(table_csv: Path, config_file: Path, tmp_path: Path):
     run = tmp_path / "run"
     assert plait("train", table_csv, "-l", "colour", "-c", config_file, "--out", run).returncode == 0
-    result = plait("evaluate", run, table_csv, "--robustness", "--levels", "0.5", "--json")
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    as_json, as_table, bad_levels = plait_many(
+        ["evaluate", run, table_csv, "--robustness", "--levels", "0.5", "--json"],
+        ["evaluate", run, table_csv, "--robustness", "--levels", "0.5"],
+        ["evaluate", run, table_csv, "--robustness", "--levels", "half"],
+    )
+    assert as_json.returncode == 0, as_json.stderr
+    report = json.loads(as_json.stdout)
     assert report["metric"] == "accuracy" and len(report["missing"]) == 6
     assert {row["level"] for row in report["noise"]} == {0.0, 0.5}
-    result = plait("evaluate", run, table_csv, "--robustness", "--levels", "0.5")
-    assert "with noisy inputs" in result.stdout and "needs --baseline" in result.stdout
-    result = plait("evaluate", run, table_csv, "--robustness", "--levels", "half")
+    assert "with noisy inputs" in as_table.stdout and "needs --baseline" in as_table.stdout
+    result = bad_levels
     assert result.returncode == 2 and result.stderr.strip() == (
         "error: --levels must be numbers separated by commas, got 'half'"
     )
@@ -282,11 +301,13 @@ def test_text_target_generates_through_the_cli(tmp_path: Path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
     assert plait("train", tmp_path / "t.csv", "-c", tmp_path / "c.yaml", "--out", run).returncode == 0
-    result = plait("evaluate", run, tmp_path / "t.csv", "--json")
-    metrics = json.loads(result.stdout)
-    assert set(metrics) == {"bleu", "chrf", "exact_match", "wer"} and metrics["exact_match"] > 0.9
     out = tmp_path / "p.csv"
-    assert plait("predict", run, tmp_path / "t.csv", "--output", out).returncode == 0
+    evaluated, predicted = plait_many(
+        ["evaluate", run, tmp_path / "t.csv", "--json"], ["predict", run, tmp_path / "t.csv", "--output", out]
+    )
+    metrics = json.loads(evaluated.stdout)
+    assert set(metrics) == {"bleu", "chrf", "exact_match", "wer"} and metrics["exact_match"] > 0.9
+    assert predicted.returncode == 0, predicted.stderr
     preds = pd.read_csv(out)
     assert (preds["words"] == frame["words"]).mean() > 0.9
 
@@ -311,17 +332,17 @@ def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_p
     thresholds = json.loads((run / "metrics.json").read_text())["thresholds"]
     assert thresholds == {"tags": dict(zip(labels, saved["fitted"]["thresholds_"], strict=True))}
 
-    result = plait("evaluate", run, table, "--json")
-    assert result.returncode == 0, result.stderr
-    metrics = json.loads(result.stdout)
+    out = tmp_path / "p.parquet"
+    evaluated, predicted = plait_many(
+        ["evaluate", run, table, "--json"], ["predict", run, table, "--output", out]
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout)
     expected = {"colour/accuracy", "colour/macro_f1"} | {
         f"tags/{m}" for m in ("micro_f1", "macro_f1", "mean_ap", "subset_accuracy")
     }
     assert set(metrics) == expected
-
-    out = tmp_path / "p.parquet"
-    result = plait("predict", run, table, "--output", out)
-    assert result.returncode == 0, result.stderr
+    assert predicted.returncode == 0, predicted.stderr
     from_cli = pd.read_parquet(out)
     loaded = Predictor.load(run)
     pd.testing.assert_frame_equal(loaded.predict(table), from_cli)

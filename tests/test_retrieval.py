@@ -16,7 +16,7 @@ from plait.predictor import Predictor
 from plait.retrieval import Embeddings
 from plait.train import fit
 from tests.conftest import TINY_CONFIG, TINY_ENCODERS, make_table
-from tests.test_cli import plait
+from tests.test_cli import plait, plait_many
 
 CONFIG = {
     "inputs": [
@@ -49,7 +49,12 @@ def test_embed_and_search_round_trip_through_the_cli(retrieval_run: tuple[Path, 
     run, table = retrieval_run
     frame = pd.read_csv(table)
     out = tmp_path / "images.parquet"
-    result = plait("embed", run, table, "--column", "image", "--output", out)
+    embedded, as_npy, searched = plait_many(
+        ["embed", run, table, "--column", "image", "--output", out],
+        ["embed", run, table, "--column", "image", "--output", tmp_path / "images.npy"],
+        ["search", run, "--index", out, "--query", "a red square number 3", "--top", "5", "--json"],
+    )
+    result = embedded
     assert result.returncode == 0, result.stderr
     assert "1 empty or unreadable" in result.stderr  # row 5 has no image
     saved = Embeddings.load(out)
@@ -62,13 +67,13 @@ def test_embed_and_search_round_trip_through_the_cli(retrieval_run: tuple[Path, 
     # The same vectors from the Python API, and from an .npy file with its rows beside it.
     api = Predictor.load(run).embed(table, "image")
     assert np.allclose(api.vectors[~np.isnan(api.vectors).any(1)], usable, atol=1e-6)
-    result = plait("embed", run, table, "--column", "image", "--output", tmp_path / "images.npy")
+    result = as_npy
     assert result.returncode == 0, result.stderr
     assert np.allclose(
         np.nan_to_num(Embeddings.load(tmp_path / "images.npy").vectors), np.nan_to_num(saved.vectors)
     )
 
-    result = plait("search", run, "--index", out, "--query", "a red square number 3", "--top", "5", "--json")
+    result = searched
     assert result.returncode == 0, result.stderr
     hits = pd.DataFrame(json.loads(result.stdout))
     assert hits["rank"].tolist() == [1, 2, 3, 4, 5]

@@ -4,8 +4,6 @@ same metrics and predictions (in table order) as for the same rows in one file."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from plait.outputs import write_predictions
 from plait.predictor import Predictor
 from plait.train import fit
 from tests.data.test_streaming import tabular_frame, write_shards
+from tests.test_cli import plait_many
 
 CONFIG = {
     "trainer": {"epochs": 2, "batch_size": 16, "eval_batch_size": 8, "num_workers": 0, "progress": False}
@@ -145,22 +144,17 @@ def test_predictions_are_written_piece_by_piece(tmp_path: Path):
         assert list(back["y"]) == ["a", "b", "c", "d"] and list(back["id"]) == [1.5, 2.5, 3, 4]
 
 
-def plait(*args: str | Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "plait.cli", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300)
-
-
 def test_cli_evaluate_and_predict_a_shard_folder(trained: tuple[Path, Path, Path], tmp_path: Path):
     run, table, shards = trained
-    results = [plait("evaluate", run, data, "--json") for data in (table, shards)]
-    assert all(r.returncode == 0 for r in results), results[1].stderr[-2000:]
-    whole, streamed = (json.loads(r.stdout) for r in results)
-    assert streamed == pytest.approx(whole, abs=1e-6) and "accuracy" in streamed
     runs = {"file.parquet": table, "shards.parquet": shards, "shards.csv": shards}
-    for name, data in runs.items():
-        result = plait("predict", run, data, "--output", tmp_path / name)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "wrote 150 predictions" in result.stderr
+    results = plait_many(
+        *(["evaluate", run, data, "--json"] for data in (table, shards)),
+        *(["predict", run, data, "--output", tmp_path / name] for name, data in runs.items()),
+    )
+    assert all(r.returncode == 0 for r in results), [r.stderr[-2000:] for r in results]
+    whole, streamed = (json.loads(r.stdout) for r in results[:2])
+    assert streamed == pytest.approx(whole, abs=1e-6) and "accuracy" in streamed
+    assert all("wrote 150 predictions" in r.stderr for r in results[2:])
     expected = pd.read_parquet(tmp_path / "file.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "shards.parquet"), expected)
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "shards.csv"), expected, check_dtype=False)
