@@ -71,8 +71,9 @@ def write_tables(name: str, folder: Path, limit: int | None) -> tuple[Path, Path
 
 
 # Plait's variants per data set: (name, encoder per input type, precision). The first
-# is Plait's default model. `audio_cnn1d` is an audio encoder of Ludwig's kind and size
-# (1-D over time, 16-32-64, width 3); `stem_stride: 2` makes the image CNN's first
+# is Plait's default model. Its audio encoder, `audio_cnn1d`, is of Ludwig's kind and
+# size (1-D over time, 16-32-64, width 3); `audio_cnn` (2-D over the log-mel image) was
+# the default until 2026-11-29. `stem_stride: 2` makes the image CNN's first
 # stage downsample by its convolution's stride rather than a max-pool. bf16-mixed
 # (measured once: no faster at these sizes) is left out; Ludwig's mixed precision is
 # CUDA-only.
@@ -81,9 +82,9 @@ STEM = {"name": "cnn", "channels": [8, 16, 32], "stem_stride": 2}
 VARIANTS: dict[str, list[Variant]] = {
     "easy-vqa": [("default", {}, "32-true"), ("cnn stem_stride 2", {"image": STEM}, "32-true")],
     "av-digits": [
-        ("default (audio_cnn)", {}, "32-true"),
-        ("audio_cnn1d", {"audio": {"name": "audio_cnn1d"}}, "32-true"),
-        ("audio_cnn1d + cnn stem_stride 2", {"audio": {"name": "audio_cnn1d"}, "image": STEM}, "32-true"),
+        ("default (audio_cnn1d)", {}, "32-true"),
+        ("audio_cnn (2-D)", {"audio": {"name": "audio_cnn"}}, "32-true"),
+        ("default + cnn stem_stride 2", {"image": STEM}, "32-true"),
     ],
 }
 
