@@ -199,8 +199,8 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(table_dir: Path, tmp_pa
         many[0].stderr,
     )
     for (name, (_, message)), out, result in zip(cases.items(), outs, many, strict=True):
-        code, stderr = result.returncode, result.stderr
-        assert code == 2, (name, stderr)
+        stderr = result.stderr
+        assert result.returncode == 2, (name, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, stderr)
         assert message in lines[0], (name, lines[0])
@@ -279,8 +279,7 @@ def test_evaluate_robustness(table_csv: Path, config_file: Path, tmp_path: Path)
     assert report["metric"] == "accuracy" and len(report["missing"]) == 6
     assert {row["level"] for row in report["noise"]} == {0.0, 0.5}
     assert "with noisy inputs" in as_table.stdout and "needs --baseline" in as_table.stdout
-    result = bad_levels
-    assert result.returncode == 2 and result.stderr.strip() == (
+    assert bad_levels.returncode == 2 and bad_levels.stderr.strip() == (
         "error: --levels must be numbers separated by commas, got 'half'"
     )
 

@@ -54,9 +54,8 @@ def test_embed_and_search_round_trip_through_the_cli(retrieval_run: tuple[Path, 
         ["embed", run, table, "--column", "image", "--output", tmp_path / "images.npy"],
         ["search", run, "--index", out, "--query", "a red square number 3", "--top", "5", "--json"],
     )
-    result = embedded
-    assert result.returncode == 0, result.stderr
-    assert "1 empty or unreadable" in result.stderr  # row 5 has no image
+    assert embedded.returncode == 0, embedded.stderr
+    assert "1 empty or unreadable" in embedded.stderr  # row 5 has no image
     saved = Embeddings.load(out)
     assert saved.column == "image" and saved.vectors.shape == (60, 16)
     assert list(saved.rows.columns) == ["row", "id", "image"]
@@ -67,15 +66,13 @@ def test_embed_and_search_round_trip_through_the_cli(retrieval_run: tuple[Path, 
     # The same vectors from the Python API, and from an .npy file with its rows beside it.
     api = Predictor.load(run).embed(table, "image")
     assert np.allclose(api.vectors[~np.isnan(api.vectors).any(1)], usable, atol=1e-6)
-    result = as_npy
-    assert result.returncode == 0, result.stderr
+    assert as_npy.returncode == 0, as_npy.stderr
     assert np.allclose(
         np.nan_to_num(Embeddings.load(tmp_path / "images.npy").vectors), np.nan_to_num(saved.vectors)
     )
 
-    result = searched
-    assert result.returncode == 0, result.stderr
-    hits = pd.DataFrame(json.loads(result.stdout))
+    assert searched.returncode == 0, searched.stderr
+    hits = pd.DataFrame(json.loads(searched.stdout))
     assert hits["rank"].tolist() == [1, 2, 3, 4, 5]
     assert hits["score"].is_monotonic_decreasing
     colours = frame.set_index("id").loc[hits["id"], "colour"]
