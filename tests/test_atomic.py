@@ -43,6 +43,7 @@ def test_staged_run_folder_keeps_the_previous_run(tmp_path: Path):
     run = tmp_path / "run"
     with staging(run) as tmp:
         (tmp / "model.safetensors").write_text("old weights")
+        (tmp / "plait.json").write_text("{}")  # a run folder: --overwrite may replace it
     with pytest.raises(RuntimeError), staging(run, overwrite=True) as tmp:
         (tmp / "model.safetensors").write_text("new wei")
         raise RuntimeError("crash while writing the new run")
@@ -83,8 +84,8 @@ def test_failed_prediction_write_keeps_the_previous_file(run_dir: tuple[Path, Pa
     assert runner.invoke(app, ["predict", str(run), str(table), "--output", str(output)]).exit_code == 0
     before = output.read_bytes()
     monkeypatch.setattr(pd.DataFrame, "to_csv", lambda self, path, **kw: half_write_then_fail(path))
-    result = runner.invoke(app, ["predict", str(run), str(table), "--output", str(output)])
-    assert result.exit_code != 0
+    result = runner.invoke(app, ["predict", str(run), str(table), "--output", str(output), "--overwrite"])
+    assert isinstance(result.exception, DiskFull)  # failed while writing, not refused before
     assert output.read_bytes() == before
     assert not [p for p in run.parent.iterdir() if ".tmp" in p.name]
 

@@ -52,12 +52,17 @@ print(json.dumps(results))
 """
 
 
-def plait_many(*commands: list) -> list[subprocess.CompletedProcess]:
+def plait_many(*commands: list, cwd: Path | None = None) -> list[subprocess.CompletedProcess]:
     """Each command line's exit code, stdout and stderr, as `plait` run on its own gives
     them; the commands run in order, so one may read what an earlier one wrote."""
     lines = [[str(a) for a in args] for args in commands]
     done = subprocess.run(
-        [sys.executable, "-c", _MANY], input=json.dumps(lines), capture_output=True, text=True, timeout=900
+        [sys.executable, "-c", _MANY],
+        input=json.dumps(lines),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=cwd,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(done.stdout.splitlines()[-1])

@@ -85,7 +85,8 @@ def test_predict_needs_the_input_columns_but_not_the_label(trained, tmp_path: Pa
     frame = pd.read_csv(table)
     predictor = plait.load(run)
     assert len(predictor.predict(frame.drop(columns=["colour"]), base_dir=table.parent)) == 30
-    with pytest.raises(DataError, match="unknown input column 'caption'"):
+    lacks = "the table lacks column 'caption', which the model needs as an input"
+    with pytest.raises(DataError, match=lacks):
         predictor.predict(frame.drop(columns=["caption"]), base_dir=table.parent)
-    with pytest.raises(DataError, match="unknown label column 'colour'"):
+    with pytest.raises(DataError, match="the table lacks column 'colour', which the model needs as a label"):
         predictor.evaluate(frame.drop(columns=["colour"]), base_dir=table.parent)

@@ -34,11 +34,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'plait' has no attribute {name!r}")
 
 
-def load(run_dir: str | Path) -> Predictor:
-    """Load a run folder written by `fit` or `plait train`."""
+def load(run_dir: str | Path, on_bad_row: str | None = None) -> Predictor:
+    """Load a run folder written by `fit` or `plait train`; `on_bad_row` (error, missing,
+    skip) replaces the run's setting for the tables it reads."""
     from plait.predictor import Predictor
 
-    return Predictor.load(run_dir)
+    return Predictor.load(run_dir, on_bad_row)
 
 
 def list_encoders(type_: str | None = None) -> list[str]:

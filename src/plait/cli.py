@@ -5,10 +5,12 @@ User mistakes (PlaitError) print one line on stderr and exit with code 2.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from plait.errors import PlaitError
+from plait.errors import PlaitError, PlaitWarning
 
 app = typer.Typer(
     add_completion=False,
@@ -31,12 +33,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Turn a PlaitError into one line on stderr and exit code 2 (no traceback)."""
+    """Turn a PlaitError into one line on stderr and exit code 2 (no traceback), and
+    each PlaitWarning into one line on stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with one_line_warnings():
+                return fn(*args, **kwargs)
         except PlaitError as error:
             print(f"error: {error}", file=sys.stderr)
             raise typer.Exit(getattr(error, "exit_code", 2)) from None
@@ -45,6 +49,25 @@ def user_errors(fn: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Each PlaitWarning as `warning: ...` on stderr, once per command however often it
+    is raised (cv and benchmark resolve the table once per run); other warnings as usual."""
+    shown: set[str] = set()
+    with warnings.catch_warnings():
+        default = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if not issubclass(category, PlaitWarning):
+                default(message, category, *args, **kwargs)
+            elif str(message) not in shown:
+                shown.add(str(message))
+                print(f"warning: {message}", file=sys.stderr)
+
+        warnings.showwarning = show
+        yield
 
 
 # Options shared by `train` and `cv`.
@@ -58,6 +81,9 @@ Epochs = Annotated[int | None, typer.Option(help="Training epochs.")]
 Seed = Annotated[int | None, typer.Option(help="Random seed.")]
 Types = Annotated[list[str] | None, typer.Option("--type", "-t", help="Override a column type: COL=TYPE.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
+OverwriteOutput = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the output file(s) if they exist.")
+]
 FusionName = Annotated[
     str | None, typer.Option("--fusion", "-f", help="Fusion method (see plait.list_fusions()).")
 ]
@@ -67,6 +93,16 @@ OnBadRow = Annotated[
         "--on-bad-row",
         help="An unreadable file or a bad number: error (default), missing (treat the cell as "
         "missing) or skip (leave the row out); counted either way.",
+    ),
+]
+# evaluate, explain, predict: the same choice, over the run's own on_bad_row.
+OnBadRowRead = Annotated[
+    str | None,
+    typer.Option(
+        "--on-bad-row",
+        help="An unreadable file or a bad number: error, missing (treat the cell as missing) or "
+        "skip (leave the row out; predict keeps it, as missing); counted either way. "
+        "Default: the run's setting.",
     ),
 ]
 
@@ -90,16 +126,23 @@ def confine(root: Path | None) -> None:
 
 def user_config(path: Path | None, on_bad_row: str | None, fusion: str | None = None) -> Any:
     """The --config file (or defaults), with --on-bad-row and --fusion applied."""
-    from plait.config import ComponentSpec, PlaitConfig, load_config
+    from plait.config import ComponentSpec, PlaitConfig, load_config, override_config
 
     cfg = load_config(path) if path else PlaitConfig()
     if fusion is not None:
         cfg.fusion = ComponentSpec(name=fusion)
-    if on_bad_row is not None:
-        if on_bad_row not in ("error", "missing", "skip"):
-            raise PlaitError(f"--on-bad-row must be error, missing or skip, got {on_bad_row!r}")
-        cfg.on_bad_row = on_bad_row
-    return cfg
+    return override_config(cfg, on_bad_row=on_bad_row)
+
+
+def check_writable(output: Path, overwrite: bool, run: Path | None, data: Any = None) -> None:
+    """Before any work: --output is neither an input (the table, a file of the run
+    folder) nor an existing file without --overwrite (plait.output_paths)."""
+    from plait.output_paths import check_output_file, table_inputs
+
+    inputs = table_inputs(data)
+    if run is not None:
+        inputs.add_folder(run, f"a file of the run folder {run}")
+    check_output_file(output, overwrite, inputs)
 
 
 def split_list(text: str) -> list[str]:
@@ -125,19 +168,14 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train the reference model (image CNN + text GRU, concatenated) on easy-VQA."""
+    from plait.config import override_config, override_trainer, parse_config
     from plait.data.builtin import DEMO_CONFIG, easy_vqa
     from plait.train import fit
 
+    # Validated before the data set is read.
+    cfg = override_config(override_trainer(parse_config(DEMO_CONFIG), epochs=epochs), seed=seed)
     err.print("easy-VQA: 64×64 shapes + questions → 13 answers (official train/test split)")
-    predictor = fit(
-        easy_vqa(),
-        label="answer",
-        config=DEMO_CONFIG,
-        out=out_dir,
-        epochs=epochs,
-        seed=seed,
-        overwrite=True,
-    )
+    predictor = fit(easy_vqa(), label="answer", config=cfg, out=out_dir, overwrite=True)
     metrics = json.loads((out_dir / "metrics.json").read_text())
     print_metrics(metrics["test"], "easy-VQA test set")
     out.print(f"run folder: {predictor.run_dir}")
@@ -351,6 +389,7 @@ def evaluate(
         typer.Option(help="Run to compare with for effective robustness (MultiBench: a late-fusion run)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the corruption noise.")] = 0,
+    on_bad_row: OnBadRowRead = None,
     data_root: DataRoot = None,
 ) -> None:
     """Print a run's metrics on a labelled table (and, with --robustness, how they degrade)."""
@@ -358,7 +397,7 @@ def evaluate(
     from plait.predictor import Predictor
     from plait.runfolder import save_result
 
-    predictor = Predictor.load(run)
+    predictor = Predictor.load(run, on_bad_row)
     if not robustness:
         metrics = predictor.evaluate(data)
         if as_json:
@@ -370,7 +409,7 @@ def evaluate(
         noise_levels = [float(v) for v in levels.split(",") if v.strip()]
     except ValueError:
         raise PlaitError(f"--levels must be numbers separated by commas, got {levels!r}") from None
-    reference = Predictor.load(baseline) if baseline is not None else None
+    reference = Predictor.load(baseline, on_bad_row) if baseline is not None else None
     report = predictor.robustness(data, levels=noise_levels, seed=seed, baseline=reference)
     save_result(run, "robustness.json", report.to_dict())  # for the run's report.html
     if as_json:
@@ -398,7 +437,11 @@ def explain(
     output_dir: Annotated[
         Path | None, typer.Option(help="With --rows: write image saliency PNGs here.")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="With --output-dir: replace saliency PNGs already there.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    on_bad_row: OnBadRowRead = None,
     data_root: DataRoot = None,
 ) -> None:
     """Which inputs the model relies on: the metric with each one removed, permuted or alone."""
@@ -406,13 +449,13 @@ def explain(
     from plait.predictor import Predictor
     from plait.runfolder import save_result
 
-    predictor = Predictor.load(run)
+    predictor = Predictor.load(run, on_bad_row)
     if rows is not None:
         try:
             numbers = [int(v) for v in split_list(rows)]
         except ValueError:
             raise PlaitError(f"--rows must be row numbers separated by commas, got {rows!r}") from None
-        result = predictor.explain_rows(data, numbers, output_dir, target)
+        result = predictor.explain_rows(data, numbers, output_dir, target, overwrite=overwrite)
         if as_json:
             print(result.to_json(orient="records"))
         else:
@@ -507,6 +550,8 @@ def predict(
         str, typer.Argument(help="Table to predict; or a folder or fsspec URL of Parquet shards (streamed).")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV, Parquet or JSONL file to write.")],
+    overwrite: OverwriteOutput = False,
+    on_bad_row: OnBadRowRead = None,
     data_root: DataRoot = None,
 ) -> None:
     """Write one prediction per input row (with class probabilities), in the table's order."""
@@ -516,11 +561,12 @@ def predict(
 
     if output.suffix.lower() not in PREDICTION_SUFFIXES:
         raise PlaitError(f"--output must end in .csv, .parquet or .jsonl, got {output.name!r}")
-    predictor = Predictor.load(run)
+    check_writable(output, overwrite, run, data)
+    predictor = Predictor.load(run, on_bad_row)
     # Written piece by piece (a streamed table is never held whole), and atomically:
     # never a half-written prediction file.
     rows = write_predictions(predictor.predict_chunks(data), output)
-    err.print(f"wrote {rows} predictions to {output}")
+    print(f"wrote {rows} predictions to {output}", file=sys.stderr)  # one line, however long
 
 
 @app.command()
@@ -554,7 +600,8 @@ def serve(
         from plait.serve.options import ServeOptions
         from plait.serve.server import serve as run_server
     except ImportError as error:
-        if error.name not in ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart"):
+        needed = ("fastapi", "fastapi_offline", "starlette", "uvicorn", "multipart", "python_multipart")
+        if error.name not in needed:
             raise
         raise PlaitError(f"plait serve needs {error.name}: pip install 'plait[serve]'") from None
 
@@ -571,12 +618,16 @@ def embed(
     output: Annotated[
         Path, typer.Option("--output", "-o", help=".parquet, or .npy (rows in FILE.rows.csv beside it).")
     ],
+    overwrite: OverwriteOutput = False,
     data_root: DataRoot = None,
 ) -> None:
     """Write unit-length embeddings of one column, one per row, with the row ids."""
     confine(data_root)
     from plait.predictor import Predictor
+    from plait.retrieval import rows_file
 
+    for path in (output, rows_file(output)) if output.suffix.lower() == ".npy" else (output,):
+        check_writable(path, overwrite, run, data)
     embeddings = Predictor.load(run).embed(data, column)
     embeddings.save(output)
     missing = int(np.isnan(embeddings.vectors).any(1).sum())
@@ -630,18 +681,21 @@ def zero_shot_command(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="CSV to write the predictions to.")
     ] = None,
+    overwrite: OverwriteOutput = False,
     data_root: DataRoot = None,
 ) -> None:
     """Classify items with no training, by their similarity to one text prompt per class."""
     confine(data_root)
 
     from plait.data.table import read_table
+    from plait.outputs import write_predictions
     from plait.predictor import Predictor
 
+    if output is not None:
+        check_writable(output, overwrite, run, data)
     result = Predictor.load(run).zero_shot(data, column, split_list(labels), template)
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        result.to_csv(output, index=False)
+        write_predictions([result], output)  # atomically
         err.print(f"wrote {len(result)} predictions to {output}")
     if truth is not None:
         frame = read_table(data).frame
@@ -664,10 +718,12 @@ def export_command(
     format: Annotated[
         str, typer.Option("--format", help="onnx, torchscript or pt2 (torch.export).")
     ] = "onnx",
+    overwrite: OverwriteOutput = False,
 ) -> None:
     """Write the model, with its preprocessing inside, as one portable file (see plait.runtime)."""
     from plait.export import export_run
 
+    check_writable(output, overwrite, run)
     path = export_run(run, format, output)
     print(
         f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); "

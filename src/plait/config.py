@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from plait.errors import ConfigError
 
@@ -58,6 +66,8 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "fsdp")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")
 # Lightning's older short names, still accepted in configs.
 _PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
+# Seeds reach numpy, torch and Lightning, which take 0 .. 2**32 - 1.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 class _Strict(BaseModel):
@@ -155,6 +165,13 @@ class TrainerConfig(_Strict):
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {value!r}")
         return value
 
+    @field_validator("devices")
+    @classmethod
+    def _device_count(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1 and value != -1:
+            raise ValueError(f"devices must be a count ≥ 1, -1 (all), 'auto' or GPU ids; got {value}")
+        return value
+
     @field_validator("precision")
     @classmethod
     def _known_precision(cls, value: str) -> str:
@@ -169,7 +186,7 @@ class PlaitConfig(_Strict):
     outputs: list[OutputConfig] = Field(default_factory=list)
     fusion: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="concat"))
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
-    seed: int = 0
+    seed: Seed = 0
     # Several image (audio, text) columns share one encoder; False gives each its own.
     share_encoders: bool = True
     # "group": numeric and category columns form one tabular input; "per_column":
@@ -199,8 +216,16 @@ def _one_line(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        parts.append(f"{where}: {e['msg']}")
+        parts.append(f"{where}: {e['msg']}{_received(e['msg'], e.get('input'))}")
     return "; ".join(parts)
+
+
+def _received(message: str, value: Any) -> str:
+    """`, got -1` for a plain value the user gave, unless the message names it already;
+    nothing for a mapping or a list."""
+    if isinstance(value, (bool, int, float, str)) and "got " not in message:
+        return f", got {value!r}"
+    return ""
 
 
 def parse_config(data: dict[str, Any] | PlaitConfig | None, source: str = "config") -> PlaitConfig:
@@ -237,3 +262,23 @@ def override_trainer(cfg: PlaitConfig, source: str = "command line", **values: A
     except ValidationError as err:
         raise ConfigError(f"{source}: {_one_line(err)}") from None
     return cfg.model_copy(update={"trainer": trainer})
+
+
+def override_config(cfg: PlaitConfig, source: str = "command line", **values: Any) -> PlaitConfig:
+    """`cfg` with the given top-level settings (those not None: seed, on_bad_row, cache,
+    ...) replaced and validated as in a config file."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return cfg
+    try:
+        return PlaitConfig.model_validate({**cfg.model_dump(), **given})
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_one_line(err)}") from None
+
+
+def check_seed(seed: int, name: str = "command line: seed") -> int:
+    """`seed` if it is one the config would take; else a one-line ConfigError naming `name`."""
+    try:
+        return TypeAdapter(Seed).validate_python(seed)
+    except ValidationError as err:
+        raise ConfigError(f"{name}: {_one_line(err).removeprefix('(top level): ')}") from None

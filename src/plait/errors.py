@@ -26,6 +26,12 @@ def _from_worker(message: str, name: str) -> str:
     return message
 
 
+class PlaitWarning(UserWarning):
+    """A guess Plait made about the user's data that may not be what they meant, named
+    in one line with its fix (`--type COL=TYPE`). The CLI prints each once, as
+    `warning: ...`; the Python API raises it as a warning."""
+
+
 class DataError(PlaitError):
     """The input table, a cell or a referenced file is unusable."""
 
@@ -36,3 +42,8 @@ class ConfigError(PlaitError):
 
 class RunFolderError(PlaitError):
     """A run folder is missing a file or holds a damaged one."""
+
+
+class BadRowsWarning(PlaitWarning):
+    """Rows with an unusable cell were left out or read with that cell missing
+    (on_bad_row skip / missing); the message gives their count (one line in the CLI)."""

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from plait import retrieval
 from plait.build import build_model
-from plait.config import PlaitConfig
+from plait.config import PlaitConfig, override_config
 from plait.data.collate import Batch
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
@@ -39,7 +39,7 @@ from plait.data.streaming import (
     stream_workers,
 )
 from plait.data.table import read_table
-from plait.errors import ConfigError, DataError, RunFolderError
+from plait.errors import BadRowsWarning, ConfigError, DataError, RunFolderError
 from plait.evaluation import attribution, importance
 from plait.evaluation.generation import references, text_metrics
 from plait.evaluation.importance import Importance
@@ -48,6 +48,7 @@ from plait.evaluation.retrieval import retrieval_metrics
 from plait.evaluation.robustness import DEFAULT_LEVELS, Robustness, evaluate_robustness
 from plait.heads.decoder import DecoderHead
 from plait.model import MultimodalModel
+from plait.output_paths import Inputs
 from plait.outputs import prediction_frame
 from plait.retrieval import Embeddings
 from plait.runfolder import check_weights, read_run, staging, verify_checksum
@@ -69,9 +70,12 @@ class Predictor:
         self.run_dir = run_dir
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> Predictor:
+    def load(cls, run_dir: str | Path, on_bad_row: str | None = None) -> Predictor:
+        """The run in `run_dir`. `on_bad_row` (error, missing, skip) replaces the run's
+        setting for every table this predictor reads (`--on-bad-row`)."""
         run_dir = Path(run_dir)
         config, processors, targets = read_run(run_dir)
+        config = override_config(config, on_bad_row=on_bad_row)
         try:
             model = build_model(config, processors, targets)
         except (ConfigError, KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
@@ -101,10 +105,10 @@ class Predictor:
             )
         table = read_table(data, base_dir)
         needed = [c for key, p in self.processors.items() for c in p.source_columns(key)]
-        check_columns(table.frame, dict.fromkeys(needed), "input")
+        check_columns(table.frame, dict.fromkeys(needed), "input", needed=True)
         if with_targets:
             labels = [c for t, p in self.targets.items() for c in p.source_columns(t)]
-            check_columns(table.frame, dict.fromkeys(labels), "label")
+            check_columns(table.frame, dict.fromkeys(labels), "label", needed=True)
         on_bad = self.config.on_bad_row
         if on_bad == "skip" and not with_targets:
             on_bad = "missing"  # predictions keep one row per input row
@@ -121,7 +125,8 @@ class Predictor:
         if dataset.bad_rows:
             used = "evaluated" if with_targets else "predicted"  # evaluate, explain, robustness: evaluated
             what = "skipped" if dataset.skipped else f"{used} with those cells treated as missing"
-            warnings.warn(f"{len(dataset.bad_rows)} row(s) with an unusable cell {what}", stacklevel=3)
+            message = f"{len(dataset.bad_rows)} row(s) with an unusable cell {what}"
+            warnings.warn(message, BadRowsWarning, stacklevel=3)
         return table.frame, dataset
 
     @torch.inference_mode()
@@ -198,7 +203,7 @@ class Predictor:
         bad = dataset.n_rows - seen if skip else unusable
         if bad:
             what = "skipped" if skip else "evaluated with those cells treated as missing"
-            warnings.warn(f"{bad} row(s) with an unusable cell {what}", stacklevel=3)
+            warnings.warn(f"{bad} row(s) with an unusable cell {what}", BadRowsWarning, stacklevel=3)
         return flatten({t: m.compute() for t, m in metrics.items()})
 
     def _stream_outputs(
@@ -287,7 +292,8 @@ class Predictor:
             yield prediction_frame(ids.rows(first, n), ids.names, self.targets, preds)
         if sum(unusable):
             what = "predicted with those cells treated as missing"
-            warnings.warn(f"{sum(unusable)} row(s) with an unusable cell {what}", stacklevel=2)
+            message = f"{sum(unusable)} row(s) with an unusable cell {what}"
+            warnings.warn(message, BadRowsWarning, stacklevel=2)
 
     def generate(
         self, data: str | Path | pd.DataFrame, base_dir: str | Path | None = None, **decoding: Any
@@ -334,10 +340,11 @@ class Predictor:
         output_dir: str | Path | None = None,
         target: str | None = None,
         base_dir: str | Path | None = None,
+        overwrite: bool = False,
     ) -> pd.DataFrame:
         """Each input's contribution to the predictions of `rows` (1-based), and image
-        saliency PNGs in `output_dir`."""
-        return attribution.explain_rows(self, data, rows, output_dir, target, base_dir)
+        saliency PNGs in `output_dir` (replacing those there only with `overwrite`)."""
+        return attribution.explain_rows(self, data, rows, output_dir, target, base_dir, overwrite)
 
     # -- retrieval runs (see retrieval.py) --------------------------------------
     def embed(
@@ -376,7 +383,7 @@ class Predictor:
         if self.run_dir is None:
             raise RunFolderError("this predictor has no run folder to save")
         path = Path(path)
-        with staging(path, overwrite) as tmp:
+        with staging(path, overwrite, Inputs().add_folder(self.run_dir, "the run folder")) as tmp:
             shutil.copytree(self.run_dir, tmp, dirs_exist_ok=True)
         return path
 

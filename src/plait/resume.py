@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -35,6 +36,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from plait.atomic import atomic_path, atomic_write_text
 from plait.data.order import ResumableLoader
 from plait.errors import ConfigError, PlaitError, RunFolderError
+from plait.output_paths import real
 from plait.safe_load import load_checkpoint
 
 LAST = "last.ckpt"
@@ -42,7 +44,18 @@ RESUME_INFO = "resume.json"
 
 
 def work_dir(out_dir: Path) -> Path:
+    out_dir = real(out_dir)  # `runs/x/..` names runs, whose work folder is .runs.work
     return out_dir.parent / f".{out_dir.name}.work"
+
+
+def remove_work(work: Path) -> None:
+    """Delete a stale work folder of an interrupted run (with --overwrite). Only one
+    Plait wrote: a folder of that name holding anything else is the user's."""
+    if not work.exists():
+        return
+    if not (work / RESUME_INFO).is_file() and any(work.iterdir()):
+        raise PlaitError(f"{work} exists and is not a Plait work folder; move it or choose another --out")
+    shutil.rmtree(work)
 
 
 def find_checkpoint(resume: Path, out_dir: Path | None) -> tuple[Path, Path]:

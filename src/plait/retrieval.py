@@ -62,7 +62,7 @@ class Embeddings:
         if suffix == ".npy":
             with atomic_path(path) as tmp:
                 np.save(tmp, self.vectors, allow_pickle=False)
-            with atomic_path(_rows_file(path)) as tmp:
+            with atomic_path(rows_file(path)) as tmp:
                 self.rows.assign(column=self.column).to_csv(tmp, index=False)
             return path
         frame = self.rows.assign(embedding=list(self.vectors))
@@ -78,10 +78,10 @@ class Embeddings:
         if not path.is_file():
             raise DataError(f"embeddings file not found: {path}")
         if path.suffix.lower() == ".npy":
-            rows_file = _rows_file(path)
-            if not rows_file.is_file():
-                raise DataError(f"{path} has no {rows_file.name} beside it; write it with plait embed")
-            rows = pd.read_csv(rows_file)
+            listed = rows_file(path)
+            if not listed.is_file():
+                raise DataError(f"{path} has no {listed.name} beside it; write it with plait embed")
+            rows = pd.read_csv(listed)
             column = str(rows.pop("column").iloc[0])
             return cls(column, np.load(path, allow_pickle=False).astype(np.float32), rows)
         table = pq.read_table(path)
@@ -119,7 +119,7 @@ def embed_frame(predictor: Predictor, frame: pd.DataFrame, column: str, base_dir
     """(N, dim) float32 unit vectors of `frame[column]`; NaN rows where the cell is empty."""
     head = contrastive_head(predictor)
     _check_tower(head, column)
-    check_columns(frame, [column], "input")
+    check_columns(frame, [column], "input", needed=True)
     on_bad = "error" if predictor.config.on_bad_row == "error" else "missing"
     processors = {column: predictor.processors[column]}
     dataset = TableDataset.from_frame(frame, processors, base_dir=base_dir, on_bad_row=on_bad)
@@ -265,5 +265,5 @@ def _index(
     return items
 
 
-def _rows_file(path: Path) -> Path:
+def rows_file(path: Path) -> Path:
     return path.with_name(path.name + ".rows.csv")

@@ -38,6 +38,7 @@ from plait.data.processors import (
     TargetProcessor,
 )
 from plait.errors import ConfigError, PlaitError, RunFolderError
+from plait.output_paths import Inputs, check_output_folder, is_plait_output, real
 
 FORMAT_VERSION = 1
 REQUIRED = ("config.yaml", "processors.json", "model.safetensors", "plait.json")
@@ -45,19 +46,21 @@ CHECKED = ("config.yaml", "processors.json", "model.safetensors")  # sha256 in p
 
 
 @contextlib.contextmanager
-def staging(final: Path, overwrite: bool = False) -> Iterator[Path]:
+def staging(final: Path, overwrite: bool = False, inputs: Inputs | None = None) -> Iterator[Path]:
     """Yield a temporary folder next to `final`; rename it to `final` on success,
-    delete it on any error. An existing `final` is replaced only with `overwrite`,
-    and only once the new folder is complete."""
-    final = Path(final)
-    if final.exists() and not overwrite:
-        raise PlaitError(f"output folder {final} already exists; choose another --out or pass --overwrite")
+    delete it on any error. An existing `final` is replaced only with `overwrite`, only
+    if Plait wrote it (plait.output_paths), and only once the new folder is complete;
+    a `final` holding one of `inputs` never."""
+    check_output_folder(final, overwrite, inputs)
+    final = real(final)  # `--out .` or `runs/x/..` has no name to stage beside
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
         tmp.chmod(0o755)  # mkdtemp makes it private; a run folder is an ordinary folder
         if final.exists():
+            if not is_plait_output(final):  # replaced by something else while we worked
+                raise PlaitError(f"{final} exists and is not a Plait run; choose another --out")
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
             os.replace(final, old)
             os.replace(tmp, final)
@@ -174,6 +177,8 @@ def read_run(folder: Path) -> tuple[PlaitConfig, dict[str, InputProcessor], dict
     """The config and fitted processors of a run folder. Every failure is a
     RunFolderError naming the file and what is wrong with it."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"{folder} is a file, not a run folder (give the folder plait train wrote)")
     if not folder.is_dir():
         raise RunFolderError(f"run folder not found: {folder}")
     check_links(folder)

@@ -80,7 +80,7 @@ class Runtime:
         """One row per input row: id columns, predicted labels/values, probabilities."""
         table = read_table(data, base_dir)
         needed = [c for key, p in self.processors.items() for c in p.source_columns(key)]
-        check_columns(table.frame, dict.fromkeys(needed), "input")
+        check_columns(table.frame, dict.fromkeys(needed), "input", needed=True)
         on_bad = "missing" if self.meta["on_bad_row"] != "error" else "error"
         dataset = TableDataset.from_frame(
             table.frame, self.processors, base_dir=table.base_dir, on_bad_row=on_bad

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -25,9 +26,17 @@ from torch._dynamo.exc import BackendCompilerFailed
 from torch.utils.data import DataLoader
 
 from plait.build import build_model, encoder_spec, head_spec, validate_components
-from plait.config import OutputConfig, PlaitConfig, TrainerConfig, load_config, parse_config
+from plait.config import (
+    OutputConfig,
+    PlaitConfig,
+    TrainerConfig,
+    load_config,
+    override_config,
+    override_trainer,
+    parse_config,
+)
 from plait.data.datamodule import make_loader
-from plait.data.dataset import TableDataset
+from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.fingerprint import fingerprint, media_columns
 from plait.data.order import ResumableLoader
 from plait.data.prepare import stream_datasets, table_datasets
@@ -36,7 +45,6 @@ from plait.data.processors import (
     MultilabelTarget,
     TargetProcessor,
 )
-from plait.data.processors.base import is_empty
 from plait.data.schema import resolve_config
 from plait.data.streaming import (
     StreamingDataset,
@@ -48,6 +56,7 @@ from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
+from plait.output_paths import check_output_folder, table_inputs
 from plait.predictor import Predictor
 from plait.report import save_training_report
 from plait.resume import (
@@ -57,6 +66,7 @@ from plait.resume import (
     SafeCheckpointIO,
     check_same_run,
     find_checkpoint,
+    remove_work,
     start_work,
     work_dir,
 )
@@ -98,10 +108,7 @@ def fit(
         if any(o.name == "retrieval" for o in cfg.outputs):
             raise ConfigError("the config already has an output named 'retrieval'; drop --retrieval")
         cfg.outputs.append(OutputConfig(name="retrieval", type="retrieval", columns=list(retrieval)))
-    if epochs is not None:
-        cfg.trainer.epochs = epochs
-    if seed is not None:
-        cfg.seed = seed
+    cfg = override_config(override_trainer(cfg, epochs=epochs), seed=seed)  # validated like the config
     _quiet_lightning()
     rank = global_rank(cfg.trainer)  # 0 unless this is another process of a DDP run
     labels = [label] if isinstance(label, str) else list(label or [])
@@ -118,8 +125,11 @@ def fit(
         resume_from, out_dir = find_checkpoint(Path(resume), Path(out) if out else None)
     else:
         out_dir = Path(out) if out else default_run_dir(labels or [o.name for o in cfg.outputs])
-    if rank == 0 and out_dir.exists() and not overwrite:  # fail before the slow part; staging checks again
-        raise PlaitError(f"output folder {out_dir} already exists; choose another --out or pass --overwrite")
+    # Before the slow part (staging checks again): never over the data, never over a
+    # folder Plait did not write.
+    inputs = table_inputs(data, frame, None if shards else table.base_dir, media_columns(cfg))
+    if rank == 0:
+        check_output_folder(out_dir, overwrite, inputs)
     work = work_dir(out_dir)
     if rank == 0 and resume is None and (work / LAST).exists() and not overwrite:
         raise PlaitError(
@@ -134,29 +144,34 @@ def fit(
         processors, targets, datasets = table_datasets(cfg, frame, table.base_dir)
         shown = f"{len(frame)} rows"
     verbose = verbose and rank == 0  # one process speaks for a DDP run
+    if not all(ds.n_rows for ds in datasets.values()):
+        raise DataError("no rows left to train or validate on after skipping bad rows")
+    # Rank 0 alone writes the run: it fingerprints the data and, resuming, checks the
+    # interrupted run's config, data and checkpoint, all before the schema is shown.
+    data_hash: dict[str, Any] = {}
+    if rank == 0:
+        data_hash = shards.fingerprint() if shards else fingerprint(frame, table.base_dir, media_columns(cfg))
+        if resume_from is not None:
+            check_same_run(work, cfg.to_yaml(), data_hash)
+            load_checkpoint(resume_from)  # refused, never executed, if it holds more than tensors
     # Everything is validated by now, so the schema is not followed by an error.
     if verbose:
-        show_schema(cfg, frame, shown)
+        show_schema(cfg, frame, unusable_cells(datasets.values()), shown)
     bad = sum(len(ds.bad_rows) for ds in datasets.values())
     if bad and verbose:
         what = "skipped" if cfg.on_bad_row == "skip" else "kept with the unusable cells treated as missing"
-        console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}")
-    if not all(ds.n_rows for ds in datasets.values()):
-        raise DataError("no rows left to train or validate on after skipping bad rows")
+        console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}", soft_wrap=True)
 
     run = _Run(work, resume_from, f"plait train ... --resume {out_dir}")
     if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
         with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
             predictor, _ = _train(cfg, processors, targets, datasets, Path(tmp), verbose, run)
         return predictor  # its run_dir stays None
-    data_hash = shards.fingerprint() if shards else fingerprint(frame, table.base_dir, media_columns(cfg))
-    if resume_from is not None:
-        check_same_run(work, cfg.to_yaml(), data_hash)
-    else:
-        shutil.rmtree(work, ignore_errors=True)  # a stale one, with --overwrite
+    if resume_from is None:
+        remove_work(work)  # a stale one, with --overwrite
         start_work(work, out_dir, cfg.to_yaml(), data_hash)
     try:
-        with staging(out_dir, overwrite) as tmp:
+        with staging(out_dir, overwrite, inputs) as tmp:
             predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose, run)
             write_run(tmp, cfg, processors, targets, metrics, data_hash)
             save_training_report(tmp, cfg, frame, datasets, predictor, shown_as=out_dir)  # never raises
@@ -277,6 +292,8 @@ def _train(
     if not trainer.is_global_zero:
         return Predictor(cfg, processors, targets, model), {}
     save_model(model, str(folder / "model.safetensors"))
+    # safetensors writes its file private (0600); it is as readable as the run's other files.
+    (folder / "model.safetensors").chmod(0o666 & ~_umask())
     raw_logs = [p for p in (work / EARLIER_LOG, work / "metrics.csv") if p.exists()]
     if raw_logs:
         _write_epoch_log(raw_logs, folder / "log.csv")
@@ -388,17 +405,27 @@ def _append_log(raw: Path, earlier: Path) -> None:
     raw.unlink()
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it: put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def show_schema(cfg: PlaitConfig, frame: pd.DataFrame, title: str | None = None) -> None:
+def show_schema(
+    cfg: PlaitConfig, frame: pd.DataFrame, unusable: dict[str, int], title: str | None = None
+) -> None:
+    """The resolved columns; "missing" counts empty cells and the `unusable` ones per column."""
     table = RichTable(title=title or f"{len(frame)} rows", title_justify="left")
     for header in ("column", "role", "type", "encoder (group) / head", "missing"):
         table.add_column(header)
     for col in cfg.inputs:
-        missing = frame[col.name].map(is_empty).mean()
+        missing = missing_rate(frame[col.name], unusable.get(col.name, 0))
         encoder = encoder_spec(col.type, col.encoder).name  # type: ignore[arg-type]
         group = f" ({col.group})" if col.group != col.name else ""
         table.add_row(col.name, "input", col.type, encoder + group, f"{missing:.0%}")

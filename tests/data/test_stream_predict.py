@@ -72,7 +72,8 @@ def test_shard_missing_a_column_is_named(trained: tuple[Path, Path, Path], tmp_p
     frame = pd.read_parquet(table)
     folder = write_shards(tmp_path, frame, shards=3)
     frame.iloc[100:].drop(columns="x").to_parquet(folder / "part-002.parquet", index=False)
-    with pytest.raises(DataError, match=r"^shard part-002.parquet: unknown input column 'x'"):
+    lacks = r"^shard part-002.parquet: the table lacks column 'x', which the model needs as an input"
+    with pytest.raises(DataError, match=lacks):
         Predictor.load(run).evaluate(folder)
     frame.iloc[100:].drop(columns="row_id").to_parquet(folder / "part-002.parquet", index=False)
     with pytest.raises(DataError, match=r"^shard part-002.parquet: unknown id column 'row_id'"):

@@ -2,8 +2,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from plait.config import InputConfig, PlaitConfig
+from plait.data.schema import resolve_config
 from plait.errors import ConfigError
 from plait.evaluation.cv import cross_validate, fold_ids
 from tests.conftest import tiny_config
@@ -38,3 +41,16 @@ def test_bad_fold_counts(table_csv: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="cannot make 100 folds from 60 rows"):
         cross_validate(table_csv, label="colour", folds=100, out=tmp_path / "cv")
     assert not (tmp_path / "cv").exists()
+
+
+def test_split_and_id_columns_are_never_inputs(table_csv: Path):
+    # A split column Plait would not recognise by name (cv's fold column is one), and ids.
+    frame = pd.read_csv(table_csv).assign(part=lambda f: np.where(f.index % 4, "train", "test"))
+    config = PlaitConfig(split_column="part", id_columns=["shop"])
+    resolved = resolve_config(frame, config, ["colour"])
+    assert {i.name for i in resolved.inputs} == {"image", "caption", "size", "is_red", "price"}
+    assert resolved.split_column == "part" and "shop" in resolved.id_columns
+    for name, role in (("part", "the split column"), ("shop", "an id column")):
+        listed = config.model_copy(update={"inputs": [InputConfig(name="caption"), InputConfig(name=name)]})
+        with pytest.raises(ConfigError, match=f"column '{name}' is {role}, so it cannot be an input too"):
+            resolve_config(frame, listed, ["colour"])

@@ -244,9 +244,9 @@ def test_model_errors_are_4xx_or_500_and_the_server_survives(client: TestClient,
     monkeypatch.setattr(predictor, "predict", refuse)
     response = client.post("/predict", json=good)
     assert response.status_code == 422
-    assert response.json()["detail"] == [
-        {"field": "rows", "problem": "column 'caption', row 1: something the model refuses"}
-    ]
+    # An error about one cell names its field (row N of the request is rows[N-1]).
+    refused = {"field": "rows[0].caption", "problem": "something the model refuses"}
+    assert response.json()["detail"] == [refused]
 
     def crash(*args, **kwargs):
         raise RuntimeError("a bug")

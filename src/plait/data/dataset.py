@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from plait.data.collate import Batch
 from plait.data.decode_cache import cached_transform
 from plait.data.processors import Encoded, InputProcessor, TargetProcessor, TextTarget
+from plait.data.processors.base import is_empty
 
 
 class TableDataset(Dataset[Batch]):
@@ -114,3 +115,22 @@ class TableDataset(Dataset[Batch]):
 
     def __getitem__(self, index: int) -> Batch:
         return self.__getitems__([index])
+
+
+def unusable_cells(parts: Iterable[object]) -> dict[str, int]:
+    """Unusable cells (an unreadable file, text in a number column) per table column over
+    the parts of one table, whether treated as missing or their rows skipped. Counted as
+    the parts were transformed: a streamed part, transformed batch by batch, adds none."""
+    counts: dict[str, int] = {}
+    for part in parts:
+        if isinstance(part, TableDataset):
+            for key, column in part.columns.items():
+                for name, rows in column.bad_cells(key).items():
+                    counts[name] = counts.get(name, 0) + len(rows)
+    return counts
+
+
+def missing_rate(cells: pd.Series, unusable: int = 0) -> float:
+    """Share of a column's cells the model goes without: the empty ones and the `unusable`
+    ones (never empty, so never counted twice)."""
+    return (int(cells.map(is_empty).sum()) + unusable) / len(cells) if len(cells) else 0.0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from plait.errors import DataError
 
 ENV_VAR = "PLAIT_DATA_ROOT"
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)  # http://, https://, s3://, gs://, file://
 _root: Path | None = None  # set by confined_to / set_data_root; else ENV_VAR
 
 
@@ -89,7 +91,17 @@ def resolve_media(value: Any, base_dir: Path) -> Path:
 
 def media_path(value: Any, base_dir: Path, column: str, row: int, on_bad_row: str) -> Path | None:
     """`resolve_media` for a processor's `_load`: None for a refused cell when bad rows
-    are skipped or treated as missing, else a DataError naming column and row (1-based)."""
+    are skipped or treated as missing, else a DataError naming column and row (1-based).
+    A URL is refused too: Plait reads local files and never fetches anything."""
+    text = str(value).strip()
+    if _URL.match(text):
+        if on_bad_row != "error":
+            return None
+        url = text if len(text) <= 120 else text[:117] + "..."
+        raise DataError(
+            f"column {column!r}, row {row + 1}: {url} is a URL; Plait works offline and does not "
+            "fetch URLs: download the files and put their local paths in the table"
+        )
     try:
         return resolve_media(value, base_dir)
     except OutsideRootError as err:

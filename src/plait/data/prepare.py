@@ -44,20 +44,36 @@ def table_datasets(
     train_df, val_df, test_df = split_frame(
         frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed, split_group(cfg)
     )
-    processors, targets = fit_processors(cfg, train_df, base_dir, all_labels=frame)
-    datasets = {
-        name: TableDataset.from_frame(
+    processors, targets = fit_processors(cfg, train_df, base_dir, all_labels=frame, strict=False)
+
+    def dataset(part: pd.DataFrame, name: str, on_bad_row: str, labelled: bool = True) -> TableDataset:
+        return TableDataset.from_frame(
             part,
             processors,
-            targets,
+            targets if labelled else None,
             training=name == "train",
             base_dir=base_dir,
-            on_bad_row=cfg.on_bad_row,
+            on_bad_row=on_bad_row,
             cache=cfg.cache,
         )
-        for name, part in (("train", train_df), ("val", val_df), ("test", test_df))
-        if len(part)
+
+    # With on_bad_row="error" the error names the table's first bad row, whichever part
+    # holds it: the held-out rows (few) are read first with bad cells kept, then the
+    # training rows before their first bad one; each part is read in row order.
+    strict = cfg.on_bad_row == "error"
+    parts = {"train": train_df, "val": val_df, "test": test_df}
+    held = {
+        name: dataset(part, name, "missing" if strict else cfg.on_bad_row)
+        for name, part in parts.items()
+        if name != "train" and len(part)
     }
+    bad = [parts[name].index[row] for name, ds in held.items() for row in ds.bad_rows]
+    if strict and bad:
+        earlier = train_df[train_df.index < min(bad)]
+        if len(earlier):
+            dataset(earlier, "train", "error", labelled=False)  # raises at a bad row before min(bad)
+        dataset(frame.loc[[min(bad)]], "val", "error", labelled=False)  # else raises at min(bad)
+    datasets = {"train": dataset(train_df, "train", cfg.on_bad_row), **held}
     return processors, targets, datasets
 
 
@@ -128,10 +144,18 @@ def split_group(cfg: PlaitConfig) -> str | None:
 
 
 def fit_processors(
-    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path, all_labels: pd.DataFrame | None = None
+    cfg: PlaitConfig,
+    train: pd.DataFrame,
+    base_dir: Path,
+    all_labels: pd.DataFrame | None = None,
+    strict: bool = True,
 ) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor]]:
     """Fit one processor per input on the training split only; the columns of a media
     group share one processor (one vocabulary, one normalisation) as they share weights.
+
+    `strict=False` leaves bad cells out of the statistics whatever `on_bad_row` says,
+    for a caller whose transforms then report them in row order (a fit reads a random
+    sample of the files, so its first bad cell is not the table's).
 
     Class lists come from `all_labels` (every labelled row) when given: a rare class
     that happens to fall only in the validation split still gets an output, and no
@@ -142,7 +166,8 @@ def fit_processors(
     for key, members in input_units(cfg).items():
         group = members[0].group
         if group not in by_group:
-            by_group[group] = _fit_input(cfg, train, base_dir, key, members)  # type: ignore[index]
+            on_bad = cfg.on_bad_row if strict else "missing"
+            by_group[group] = _fit_input(cfg, train, base_dir, key, members, on_bad)  # type: ignore[index]
         processors[key] = by_group[group]  # type: ignore[index]
     labels = train if all_labels is None else all_labels
     targets = {}
@@ -162,13 +187,18 @@ def make_target(out: OutputConfig) -> TargetProcessor:
 
 
 def _fit_input(
-    cfg: PlaitConfig, train: pd.DataFrame, base_dir: Path, key: str, members: list[InputConfig]
+    cfg: PlaitConfig,
+    train: pd.DataFrame,
+    base_dir: Path,
+    key: str,
+    members: list[InputConfig],
+    on_bad_row: str,
 ) -> InputProcessor:
     if is_tabular_group(key, members):  # one processor, many columns
         numeric = {m.name: m.preprocessing for m in members if m.type == "numeric"}
         category = {m.name: m.preprocessing for m in members if m.type == "category"}
         proc: InputProcessor = TabularProcessor(numeric, category)
-        return proc.fit(proc.select(train, key), key, on_bad_row=cfg.on_bad_row)
+        return proc.fit(proc.select(train, key), key, on_bad_row=on_bad_row)
     group = [c for c in cfg.inputs if c.group == members[0].group]
     options: dict[str, Any] = {}  # the group's preprocessing: the union of its columns' settings
     for col in group:
@@ -183,7 +213,7 @@ def _fit_input(
     values = pd.concat([train[c.name] for c in group])
     # Unreadable files are skipped when fitting statistics; transforming each column
     # afterwards reports them with their own column name (or counts them).
-    on_bad = cfg.on_bad_row if len(group) == 1 else "missing"
+    on_bad = on_bad_row if len(group) == 1 else "missing"
     return proc.fit(values, key, on_bad_row=on_bad)
 
 

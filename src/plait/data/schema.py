@@ -8,6 +8,7 @@ input and output has a type, saved with the run.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable
 
 import pandas as pd
@@ -23,20 +24,29 @@ from plait.config import (
     OutputConfig,
     PlaitConfig,
 )
-from plait.data.table import infer_types
-from plait.errors import ConfigError, DataError
+from plait.data.table import infer_types, inference_doubt, is_blank, label_problem
+from plait.errors import ConfigError, DataError, PlaitWarning
 
 INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
 TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
 
 
-def check_columns(frame: pd.DataFrame, names: Iterable[str], what: str) -> None:
+def check_columns(frame: pd.DataFrame, names: Iterable[str], what: str, needed: bool = False) -> None:
+    """Every name is a column of `frame`. `needed`: the names are what a trained model
+    reads (predict, evaluate), so a table lacking one is told so; otherwise the user
+    named them (--label, a config) and the name is unknown."""
     columns = list(frame.columns)
     for name in names:
         if name not in columns:
             close = difflib.get_close_matches(name, columns, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise DataError(f"unknown {what} column {name!r}.{hint} Columns: {', '.join(columns)}")
+            article = "an" if what[0] in "aeiou" else "a"
+            problem = (
+                f"the table lacks column {name!r}, which the model needs as {article} {what}"
+                if needed
+                else f"unknown {what} column {name!r}"
+            )
+            raise DataError(f"{problem}.{hint} Columns: {', '.join(columns)}")
 
 
 def parse_type_overrides(pairs: Iterable[str]) -> dict[str, str]:
@@ -80,13 +90,19 @@ def resolve_config(
         type_ = types.get(name) or out.type or inferred[name]
         if type_ not in TARGET_TYPES:
             raise ConfigError(f"label {name!r} cannot have type {type_!r}; valid: {', '.join(TARGET_TYPES)}")
+        problem = None if name in types or out.type else label_problem(frame[name], name, type_)
+        if problem:  # an inferred class label that no classifier could learn
+            raise DataError(problem)
         outputs.append(out.model_copy(update={"type": type_}))
     config.outputs = outputs + [_check_retrieval(o, frame, labels) for o in retrieval]
 
     final = {name: types.get(name, inferred[name]) for name in frame.columns}
+    roles = kept_out(config)
     if config.inputs:  # an explicit list of inputs: exactly those columns
         inputs = []
         for col in config.inputs:
+            if col.name in roles:
+                raise ConfigError(f"column {col.name!r} is {roles[col.name]}, so it cannot be an input too")
             type_ = types.get(col.name) or col.type or inferred[col.name]
             inputs.append(col.model_copy(update={"type": _input_type(col.name, type_)}))
             final[col.name] = inputs[-1].type
@@ -97,11 +113,19 @@ def resolve_config(
         inputs = [
             InputConfig(name=name, type=_input_type(name, type_))
             for name, type_ in final.items()
-            if name not in labels and type_ in (*INPUT_TYPES, "binary")
+            if name not in labels and name not in roles and type_ in (*INPUT_TYPES, "binary")
         ]
     _check_towers(retrieval, inputs)
     if not inputs:
         raise DataError(f"no input columns left besides the label(s) {', '.join(labels)}")
+    declared = set(types) | {c.name for c in config.inputs if c.type}
+    doubtful = [i.name for i in inputs]
+    if not config.inputs and labels:  # inputs inferred: the columns left out were guesses too
+        doubtful += [n for n, t in final.items() if t == "ignore" and n not in labels]
+    for name in doubtful:
+        doubt = None if name in declared else inference_doubt(frame[name], name, final[name])
+        if doubt:
+            warnings.warn(doubt, PlaitWarning, stacklevel=2)
     config.inputs = assign_groups(inputs, config.share_encoders, config.tabular, set(frame.columns))
     config.outputs = [
         o.model_copy(update={"head": o.head or ComponentSpec(name=DEFAULT_HEADS[o.type])})
@@ -110,9 +134,19 @@ def resolve_config(
     used = {i.name for i in inputs} | set(labels)
     if config.split_column is None:
         config.split_column = next((n for n, t in final.items() if t == "split" and n not in used), None)
-    ids = [n for n, t in final.items() if t == "ignore" and n not in used]
+    ids = [n for n, t in final.items() if t == "ignore" and n not in used and not is_blank(frame[n])]
     config.id_columns = list(dict.fromkeys([*config.id_columns, *ids]))
     return config
+
+
+def kept_out(config: PlaitConfig) -> dict[str, str]:
+    """Columns the config gives another role, which the model must never read: the
+    split column (its values differ between training and use; cross-validation's fold
+    column is one) and the id columns. Column → its role, for messages."""
+    roles = {name: "an id column" for name in config.id_columns}
+    if config.split_column is not None:
+        roles[config.split_column] = "the split column"
+    return roles
 
 
 def _check_retrieval(out: OutputConfig, frame: pd.DataFrame, labels: list[str]) -> OutputConfig:

@@ -32,7 +32,7 @@ def check_shard_columns(shards: Shards, wanted: Mapping[str, Iterable[str]]) -> 
         columns = pd.DataFrame(columns=shards.open(i).schema_arrow.names)
         try:
             for what, names in wanted.items():
-                check_columns(columns, dict.fromkeys(names), what)
+                check_columns(columns, dict.fromkeys(names), what, needed=what in ("input", "label"))
         except DataError as err:
             raise DataError(f"shard {shards.name(i)}: {err}") from None
 

@@ -23,9 +23,11 @@ from torch import Tensor
 
 from plait.atomic import atomic_path
 from plait.data.dataset import TableDataset
+from plait.data.fingerprint import media_columns
 from plait.data.processors import CategoryTarget, ImageProcessor
 from plait.data.table import read_table
 from plait.errors import ConfigError
+from plait.output_paths import check_output_file, table_inputs
 
 if TYPE_CHECKING:
     from plait.predictor import Predictor
@@ -38,10 +40,12 @@ def explain_rows(
     output_dir: str | Path | None = None,
     target: str | None = None,
     base_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """One line per requested row (1-based, as in error messages): the prediction, its
     score, and `contribution_<input>` per input. With `output_dir`, a saliency PNG per
-    image input and row (listed in `saliency_<input>`)."""
+    image input and row (listed in `saliency_<input>`); a PNG already there is replaced
+    only with `overwrite`, and never one the table or the run reads."""
     target = target or next(iter(predictor.targets))
     proc = predictor.targets.get(target)
     if proc is None or proc.kind not in ("category", "binary", "numeric"):
@@ -53,6 +57,16 @@ def explain_rows(
             f"--rows must be row numbers from 1 to {len(table.frame)}, got {list(rows) or 'none'}"
         )
     frame = table.frame.iloc[[r - 1 for r in rows]].reset_index(drop=True)
+    if output_dir is not None:  # before any work
+        if Path(output_dir).exists() and not Path(output_dir).is_dir():
+            raise ConfigError(f"--output-dir {output_dir} is a file; name a folder for the PNGs")
+        inputs = table_inputs(data, table.frame, table.base_dir, media_columns(predictor.config))
+        if predictor.run_dir is not None:
+            inputs.add_folder(predictor.run_dir, "a file of the run folder")
+        for key in sorted(predictor.processors):
+            if predictor.processors[key].modality == "image":
+                for row in rows:
+                    check_output_file(saliency_path(Path(output_dir), row, key), overwrite, inputs)
     dataset = TableDataset.from_frame(
         frame, predictor.processors, base_dir=table.base_dir, on_bad_row="missing"
     )
@@ -88,13 +102,17 @@ def explain_rows(
                 if not bool(batch.present[key][i]):
                     paths.append("none: no image in this row")
                     continue
-                path = folder / f"row{row}_{key}_saliency.png"
+                path = saliency_path(folder, row, key)
                 _save_png(
                     processor, batch.inputs[key][i], maps[i], path, f"row {row}: {result['predicted'][i]}"
                 )
                 paths.append(str(path))
             result[f"saliency_{key}"] = paths
     return result
+
+
+def saliency_path(folder: Path, row: int, key: str) -> Path:
+    return folder / f"row{row}_{key}_saliency.png"
 
 
 def saliency(

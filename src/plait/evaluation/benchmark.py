@@ -22,14 +22,16 @@ from typing import Any
 import pandas as pd
 import torch
 
-from plait.config import ComponentSpec, PlaitConfig, load_config, parse_config
+from plait.config import ComponentSpec, PlaitConfig, load_config, override_trainer, parse_config
 from plait.data.datamodule import split_frame
+from plait.data.fingerprint import media_columns
 from plait.data.prepare import split_group
 from plait.data.schema import input_units, resolve_config
 from plait.data.table import Table, read_table
 from plait.errors import ConfigError
 from plait.evaluation.metrics import PRIMARY_METRIC
 from plait.fusion import FUSIONS
+from plait.output_paths import table_inputs
 from plait.report.benchmark import save_benchmark_report
 from plait.runfolder import staging
 from plait.train import default_run_dir, fit
@@ -57,10 +59,9 @@ def benchmark(
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     base = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
+    base = override_trainer(base, epochs=epochs)  # validated before any work
     table = read_table(data, base_dir)
     resolved = resolve_config(table.frame, base, [label], types)
-    if epochs is not None:
-        resolved.trainer.epochs = epochs
     variants = {f: resolved.model_copy(update={"fusion": ComponentSpec(name=f)}, deep=True) for f in fusions}
     units = input_units(resolved)
     if unimodal and len(units) > 1:
@@ -71,7 +72,8 @@ def benchmark(
     out_dir = Path(out) if out else default_run_dir([label, "benchmark"])
     metric = PRIMARY_METRIC[resolved.outputs[0].type]  # type: ignore[index]
     rows = []
-    with staging(out_dir, overwrite) as tmp:
+    inputs = table_inputs(data, table.frame, table.base_dir, media_columns(resolved))
+    with staging(out_dir, overwrite, inputs) as tmp:
         for name, cfg in variants.items():
             for seed in range(seeds):
                 if verbose:

@@ -10,9 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plait.config import PlaitConfig, load_config, parse_config
+from plait.config import PlaitConfig, load_config, override_config, override_trainer, parse_config
+from plait.data.fingerprint import media_columns
+from plait.data.schema import resolve_config
 from plait.data.table import read_table
 from plait.errors import ConfigError
+from plait.output_paths import table_inputs
 from plait.runfolder import staging
 from plait.train import default_run_dir, fit
 
@@ -47,8 +50,7 @@ def cross_validate(
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")
     cfg = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
-    if seed is not None:
-        cfg.seed = seed
+    cfg = override_config(override_trainer(cfg, epochs=epochs), seed=seed)  # before any work
     table = read_table(data, base_dir)
     if len(table.frame) < folds:
         raise ConfigError(f"cannot make {folds} folds from {len(table.frame)} rows")
@@ -57,7 +59,8 @@ def cross_validate(
     labels = [label] if isinstance(label, str) else list(label or [])
     out_dir = Path(out) if out else default_run_dir([*labels, "cv"])
     per_fold: list[dict[str, float]] = []
-    with staging(out_dir, overwrite) as tmp:
+    media = media_columns(resolve_config(table.frame, cfg, labels, types))
+    with staging(out_dir, overwrite, table_inputs(data, table.frame, table.base_dir, media)) as tmp:
         for k in range(folds):
             split = np.where(frame[FOLD_COLUMN] == k, "test", "train")
             fold_frame = frame.drop(columns=FOLD_COLUMN).assign(**{FOLD_COLUMN: split})
@@ -69,7 +72,6 @@ def cross_validate(
                 label=labels,
                 config=fold_cfg,
                 out=tmp / f"fold-{k + 1}",
-                epochs=epochs,
                 types=types,
                 base_dir=table.base_dir,
                 verbose=verbose and k == 0,

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from plait.config import check_seed
 from plait.data.dataset import TableDataset
 from plait.data.processors import CategoryTarget, Encoded, MultilabelTarget, TabularProcessor
 from plait.errors import ConfigError
@@ -105,6 +106,7 @@ def explain(
         )
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be 0 or more, got {bootstrap}")
+    check_seed(seed)
     metric = ROBUSTNESS_METRIC[proc.kind]
     _, dataset = predictor._dataset(data, with_targets=True, base_dir=base_dir)
     if len(dataset) < 2:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from plait.config import check_seed
 from plait.data.dataset import TableDataset
 from plait.data.processors import Encoded, InputProcessor, TabularProcessor
 from plait.errors import ConfigError
@@ -80,8 +81,9 @@ def evaluate_robustness(
     base_dir: str | Path | None = None,
 ) -> Robustness:
     levels = sorted(float(v) for v in levels)
-    if not levels or levels[0] <= 0 or levels[-1] > 1:
+    if not levels or not all(0 < v <= 1 for v in levels):  # NaN fails too
         raise ConfigError(f"noise levels must lie in (0, 1], got {levels}")
+    check_seed(seed)
     metric = robustness_metric(predictor)
     frame, clean = predictor._dataset(data, with_targets=True, base_dir=base_dir)
     clean_score = predictor.evaluate_dataset(clean)[metric]

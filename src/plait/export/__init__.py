@@ -122,6 +122,17 @@ def export_run(run_dir: str | Path, fmt: str, output: str | Path) -> Path:
     return output
 
 
+# Warnings torch's exporters give for every Plait model, none of which the user can act
+# on: their own deprecations, an RNN's weight list re-assigned while tracing, the one
+# dynamic batch axis named on every input. Matched by message, so any other shows.
+_HARMLESS = (
+    (".*torch.jit.*deprecated", FutureWarning),
+    ("_check_is_size will be removed", FutureWarning),
+    (r"The tensor attributes ([\w.]+\._flat_weights\[\d+\](, )?)+ were assigned during export", UserWarning),
+    ("# The axis name: batch will not be used, since it shares the same shape constraints", UserWarning),
+)
+
+
 def input_names(keys: list[str]) -> list[str]:
     return [name for k in keys for name in (f"{k}", f"{k}:present")]
 
@@ -137,27 +148,28 @@ def _write(
 ) -> None:
     batch = torch.export.Dim("batch", min=1)
     dynamic = {"args": tuple({0: batch} for _ in args)}  # every input: any number of rows
-    if fmt == "torchscript":  # deprecated upstream in favour of torch.export; kept for older runtimes
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # RNN size checks
-            warnings.filterwarnings("ignore", ".*torch.jit.*deprecated", FutureWarning)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # RNN size checks
+        for message, category in _HARMLESS:
+            warnings.filterwarnings("ignore", message, category)
+        if fmt == "torchscript":  # deprecated upstream in favour of torch.export; kept for older runtimes
             traced = torch.jit.trace(module, args, check_trace=False)
             torch.jit.save(traced, str(path), _extra_files={META_KEY: meta})
-    elif fmt == "pt2":
-        program = torch.export.export(module, args, dynamic_shapes=dynamic)
-        torch.export.save(program, str(path), extra_files={META_KEY: meta})
-    else:
-        import onnx  # only export needs the onnx package; the runtime needs onnxruntime
+        elif fmt == "pt2":
+            program = torch.export.export(module, args, dynamic_shapes=dynamic)
+            torch.export.save(program, str(path), extra_files={META_KEY: meta})
+        else:
+            import onnx  # only export needs the onnx package; the runtime needs onnxruntime
 
-        program = torch.onnx.export(
-            module,
-            args,
-            dynamo=True,
-            dynamic_shapes=dynamic,
-            input_names=input_names(keys),
-            output_names=list(targets),
-            verbose=False,
-        )
-        proto = program.model_proto
-        onnx.helper.set_model_props(proto, {META_KEY: meta})
-        onnx.save(proto, str(path))
+            program = torch.onnx.export(
+                module,
+                args,
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                input_names=input_names(keys),
+                output_names=list(targets),
+                verbose=False,
+            )
+            proto = program.model_proto
+            onnx.helper.set_model_props(proto, {META_KEY: meta})
+            onnx.save(proto, str(path))

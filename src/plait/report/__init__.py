@@ -44,6 +44,8 @@ def write_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Pat
     `shown_as`: the folder's name in the page (training writes into a staging folder)."""
     folder = Path(run_dir)
     shown = Path(shown_as) if shown_as is not None else folder
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"{folder} is a file, not a run folder (give the folder plait train wrote)")
     if not folder.is_dir():
         raise RunFolderError(f"run folder not found: {folder}")
     for name in ("plait.json", "config.yaml"):

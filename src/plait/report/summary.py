@@ -21,9 +21,8 @@ import pandas as pd
 from plait.atomic import atomic_write_text
 from plait.build import encoder_spec, head_spec
 from plait.config import PlaitConfig
-from plait.data.dataset import TableDataset
+from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.processors import TargetProcessor
-from plait.data.processors.base import is_empty
 from plait.data.streaming import StreamingDataset
 from plait.report.details import target_details
 
@@ -71,7 +70,7 @@ def build_summary(
         "trained": datetime.now().isoformat(sep=" ", timespec="minutes"),
         "rows": {"table": table_rows, **{k: ds.n_rows for k, ds in datasets.items()}},
         "held_out": "test" if held == "test" else "validation",
-        "columns": column_summary(cfg, frame),
+        "columns": column_summary(cfg, frame, unusable_cells(datasets.values())),
         "labels": labels,
         "evaluation": evaluation,
     }
@@ -80,8 +79,9 @@ def build_summary(
     return summary
 
 
-def column_summary(cfg: PlaitConfig, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """One record per table column: its role, type, encoder or head and missing rate."""
+def column_summary(cfg: PlaitConfig, frame: pd.DataFrame, unusable: dict[str, int]) -> list[dict[str, Any]]:
+    """One record per table column: its role, type, encoder or head and missing rate
+    (empty cells and the `unusable` ones, as the schema printed by training counts them)."""
     rows: dict[str, dict[str, Any]] = {}
     for col in cfg.inputs:
         encoder = encoder_spec(col.type, col.encoder).name  # type: ignore[arg-type]
@@ -98,7 +98,7 @@ def column_summary(cfg: PlaitConfig, frame: pd.DataFrame) -> list[dict[str, Any]
     records = []
     for name in frame.columns:
         record = {"name": str(name), **rows.get(name, {"role": "ignored"})}
-        record["missing"] = round(float(frame[name].map(is_empty).mean()), 4) if len(frame) else 0.0
+        record["missing"] = round(missing_rate(frame[name], unusable.get(name, 0)), 4)
         records.append(record)
     return records
 

@@ -1,5 +1,8 @@
 """The HTTP app over a Predictor: POST /predict, GET /schema, GET /health, /docs.
 
+/docs (Swagger UI) and /redoc load their scripts from the server itself
+(fastapi-offline ships them), so they work with no internet access.
+
 Bad requests get a 4xx with `{"detail": [{"field": ..., "problem": ...}]}`: 400
 malformed body, 413 over the size limit, 415 wrong content type, 422 anything wrong
 with the rows (unknown field, wrong type, undecodable file, refused path) or refused
@@ -19,6 +22,7 @@ import pandas as pd
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -29,7 +33,7 @@ from plait.serve.batcher import MicroBatcher
 from plait.serve.limits import BodyLimit
 from plait.serve.media import MediaFiles
 from plait.serve.options import ServeOptions
-from plait.serve.requests import BadRequest, Problem, read_rows, to_frame
+from plait.serve.requests import BadRequest, Problem, model_problem, read_rows, to_frame
 from plait.serve.schema import ServeSpec
 
 logger = logging.getLogger("plait.serve")
@@ -63,7 +67,7 @@ def create_app(predictor: Predictor, options: ServeOptions | None = None) -> Fas
         finally:
             await batcher.stop()
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title=f"Plait: {spec.run}",
         version=plait.__version__,
         description="Predictions of a Plait run. GET /schema lists the inputs and outputs.",
@@ -98,8 +102,8 @@ def create_app(predictor: Predictor, options: ServeOptions | None = None) -> Fas
             return JSONResponse({"predictions": json.loads(result.to_json(orient="records"))})
         except BadRequest as error:
             return JSONResponse(error.body(), error.status)
-        except PlaitError as error:
-            return JSONResponse(BadRequest.one(422, "rows", str(error)).body(), 422)
+        except PlaitError as error:  # named by its cell, without the server's temporary paths
+            return JSONResponse(BadRequest(422, [model_problem(media.hide(str(error)))]).body(), 422)
         except Exception:
             logger.exception("/predict failed")
             body = BadRequest.one(

@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -120,6 +122,13 @@ class MediaFiles:
             return target.read_bytes()
         except OSError as err:
             raise CellError(f"cannot read {value!r} ({type(err).__name__})") from None
+
+    def hide(self, text: str) -> str:
+        """`text` (an error from the model) without the paths of this request's files:
+        they are the server's own, of no use to a caller."""
+        if self._tmp is None:
+            return text
+        return re.sub(rf":? ?{re.escape(self._tmp.name + os.sep)}\S*", "", text)
 
     def close(self) -> None:
         if self._tmp is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +35,10 @@ class ServeOptions:
             raise PlaitError(
                 f"--max-batch must be an integer ≥ 1 (1: no micro-batching), got {self.max_batch!r}"
             )
-        if not self.max_wait_ms >= 0:
-            raise PlaitError(f"--max-wait-ms must be ≥ 0, got {self.max_wait_ms!r}")
-        if not self.max_upload_mb > 0:
-            raise PlaitError(f"--max-upload-mb must be > 0, got {self.max_upload_mb!r}")
+        if not 0 <= self.max_wait_ms < math.inf:
+            raise PlaitError(f"--max-wait-ms must be ≥ 0 and finite, got {self.max_wait_ms!r}")
+        if not 0 < self.max_upload_mb < math.inf:
+            raise PlaitError(f"--max-upload-mb must be > 0 and finite, got {self.max_upload_mb!r}")
         if not (isinstance(self.max_rows, int) and self.max_rows >= 1):
             raise PlaitError(f"max_rows must be an integer ≥ 1, got {self.max_rows!r}")
         allow = self.allow_dir

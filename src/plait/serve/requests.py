@@ -32,6 +32,8 @@ _WANT = {
     "id": "a string, a number or null",
 }
 _BODY = '{"rows": [{column: value, ...}, ...]}'
+# How the processors (and plait.data.paths) begin an error about one cell.
+_CELL_ERROR = re.compile(r"column '(?P<column>[^']+)', row (?P<row>\d+): (?P<problem>.+)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,15 @@ def _media(value: Any, kind: str, media: MediaFiles) -> str | None:
             f'expected {{"base64": "..."}}, a data: URL, an upload, a path or null, got {_json_type(value)}'
         )
     return media.add(data, kind)
+
+
+def model_problem(message: str) -> Problem:
+    """An error the model raised on a request's rows: the field of the cell it names (row
+    N of the request's table is `rows[N-1]`), else the rows as a whole."""
+    match = _CELL_ERROR.fullmatch(message)
+    if match is None:
+        return Problem("rows", message)
+    return Problem(f"rows[{int(match['row']) - 1}].{match['column']}", match["problem"])
 
 
 def _unknown(name: str, spec: ServeSpec) -> str:

@@ -8,9 +8,11 @@ app in every worker (each holds its own model and batcher).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import inspect
 import json
 import os
+import socket
 from pathlib import Path
 
 import torch
@@ -45,6 +47,7 @@ def serve(
     threads = threads or default_threads(workers)
     options = options.checked()
     app = create_app(Predictor.load(run), options)  # a bad run folder stops here, in one line
+    check_port(host, port)  # else uvicorn logs six lines and exits with 3
     if workers == 1:
         torch.set_num_threads(threads)
         uvicorn.run(app, host=host, port=port)
@@ -57,6 +60,29 @@ def serve(
     if "timeout_worker_healthcheck" not in inspect.signature(uvicorn.Config).parameters:
         patience = {}
     uvicorn.run(f"{__name__}:app_from_env", factory=True, host=host, port=port, workers=workers, **patience)
+
+
+def check_port(host: str, port: int) -> None:
+    """A PlaitError if uvicorn could not listen on host:port (taken, privileged, or an
+    address this machine does not have): bound as uvicorn binds, then let go."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except (socket.gaierror, UnicodeError) as err:
+            detail = getattr(err, "strerror", None) or err
+            raise PlaitError(f"--host {host}: not an address this machine can listen on ({detail})") from None
+        except OSError as err:
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise PlaitError(f"--host {host} is not an address of this machine") from None
+            if err.errno == errno.EADDRINUSE:
+                problem = "is already in use; stop what listens there or choose another --port"
+            elif err.errno == errno.EACCES:
+                problem = "needs privileges (ports below 1024); choose another --port"
+            else:
+                problem = f"cannot be listened on ({err.strerror})"
+            raise PlaitError(f"port {port} on {host} {problem}") from None
 
 
 def app_from_env() -> FastAPI:

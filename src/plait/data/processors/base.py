@@ -37,9 +37,17 @@ class Encoded:
     # Positions (0-based, in this table) of unusable cells that were treated as missing
     # because on_bad_row was "missing" or "skip".
     bad_rows: list[int] = field(default_factory=list)
+    # An input reading several columns (a tabular group): each column's unusable cells.
+    bad_columns: dict[str, list[int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.present)
+
+    def bad_cells(self, key: str) -> dict[str, list[int]]:
+        """Unusable cells per table column, for the input `key` this column encodes."""
+        if self.bad_columns:
+            return self.bad_columns
+        return {key: self.bad_rows} if self.bad_rows else {}
 
     def take(self, rows: Tensor) -> tuple[Tensor, Tensor]:
         where = rows if self.index is None else self.index[rows]

@@ -228,7 +228,9 @@ class TabularProcessor(InputProcessor):
         parts = [e.values for e in numeric]  # (N, 2) each
         parts += [self._members[n].transform(values[n], n).values.float().unsqueeze(1) for n in self.category]
         bad = sorted({row for e in numeric for row in e.bad_rows})
-        return Encoded(torch.cat(parts, dim=1), torch.ones(len(values), dtype=torch.bool), bad_rows=bad)
+        by_column = {n: e.bad_rows for n, e in zip(self.numeric, numeric, strict=True) if e.bad_rows}
+        present = torch.ones(len(values), dtype=torch.bool)
+        return Encoded(torch.cat(parts, dim=1), present, bad_rows=bad, bad_columns=by_column)
 
     def encoder_kwargs(self) -> dict[str, Any]:
         sizes = [self._members[n].encoder_kwargs()["num_embeddings"] for n in self.category]
