@@ -131,16 +131,22 @@ def captions(folder: Path) -> None:
         print(f"  {Path(row.image).name}: {pred!r}  (reference: {row.caption!r})")
 
 
-def spoken(folder: Path) -> None:
+def first_captions(media: str, name: str) -> pd.DataFrame:
+    """One row per Flickr image: `name` (the absolute path in its `media` column), its
+    first caption and the official split."""
     frame = pd.read_csv(FLICKR / "captions.csv")
     frame = frame[frame["caption_index"] == 0]
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "speech": [str((FLICKR / p).resolve()) for p in frame["spoken_first_caption"]],
+            name: [str((FLICKR / p).resolve()) for p in frame[media]],
             "caption": frame["caption"],
             "split": frame["split"],
         }
     )
+
+
+def spoken(folder: Path) -> None:
+    table = first_captions("spoken_first_caption", "speech")
     path = folder / "spoken.csv"
     table.to_csv(path, index=False)
     config = {

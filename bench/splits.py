@@ -21,6 +21,7 @@ import pandas as pd
 
 from bench import av_digits, houses
 from bench.common import SHARED_DATA
+from bench.generation import first_captions
 from bench.generation import flickr_table as flickr_captions_table
 from bench.pretrained import easy_vqa_table
 from bench.pretrained import flickr_table as flickr_scenes_table
@@ -121,15 +122,7 @@ def flickr_scenes_split(work: Path = WORK) -> Split:
 
 def flickr_captions_split(work: Path = WORK) -> Split:
     """One row per image → its first caption (a text target); official split."""
-    frame = pd.read_csv(FLICKR / "captions.csv")
-    frame = frame[frame["caption_index"] == 0]
-    frame = pd.DataFrame(
-        {
-            "image": [str((FLICKR / p).resolve()) for p in frame["image"]],
-            "caption": frame["caption"],
-            "split": frame["split"],
-        }
-    )
+    frame = first_captions("image", "image")
     table = folder_for(work, "flickr_captions") / "first_captions.csv"
     frame.to_csv(table, index=False)
     note = "official split; one reference per image (its first caption)"

@@ -97,7 +97,8 @@ def check_output_folder(out: str | Path, overwrite: bool, inputs: Inputs | None 
     cwd = real(Path.cwd())
     if target == cwd or cwd.is_relative_to(target):
         raise PlaitError(f"--out {out} is the current folder or holds it; name a new folder, e.g. runs/x")
-    for path, what in {**(inputs.files if inputs else {}), **(inputs.folders if inputs else {})}.items():
+    read = {**inputs.files, **inputs.folders} if inputs else {}
+    for path, what in read.items():
         if path == target or path.is_relative_to(target):
             raise PlaitError(
                 f"--out {out} holds {what} ({path}), which this command reads; choose another --out"
@@ -117,8 +118,9 @@ def check_output_file(output: str | Path, overwrite: bool, inputs: Inputs | None
     output = Path(output)
     # The name in its real folder (what a rename replaces) and, for a symlink, its target.
     spellings = {real(output.parent) / output.name, real(output)}
+    read = inputs.files if inputs else {}
     for path in spellings:
-        what = (inputs.files if inputs else {}).get(path)
+        what = read.get(path)
         if what is not None:
             raise PlaitError(f"--output {output} is {what}, which this command reads; choose another file")
     if output.is_dir():
