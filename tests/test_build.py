@@ -151,7 +151,8 @@ def test_group_preprocessing_is_merged_or_refused(tmp_path: Path):
     frame = make_table(tmp_path, rows=20)
     frame["note"] = "a note"
     merged = {
-        "inputs": [{"name": "caption", "preprocessing": {"max_length": 3}}, {"name": "note", "type": "text"}]
+        "preset": "fast",  # the word-level GRU processor, whose max_length is merged
+        "inputs": [{"name": "caption", "preprocessing": {"max_length": 3}}, {"name": "note", "type": "text"}],
     }
     cfg = resolve_config(frame, parse_config(merged), ["colour"])
     procs, _ = fit_processors(cfg, frame, tmp_path)

@@ -9,7 +9,7 @@ from plait.errors import ConfigError
 def test_defaults_and_yaml_round_trip(tmp_path: Path):
     cfg = PlaitConfig()
     assert cfg.fusion.name == "concat"
-    assert cfg.trainer.epochs == 10
+    assert cfg.trainer.epochs == "auto" and cfg.preset == "medium"  # sized to the data (plait.recipe)
     path = tmp_path / "c.yaml"
     path.write_text(cfg.to_yaml())
     assert load_config(path) == cfg

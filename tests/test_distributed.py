@@ -92,8 +92,7 @@ def test_cli_rejects_bad_scale_out_flags(tmp_path: Path):
     result = plait("train", table, "--label", "y", "--out", tmp_path / "run", "--strategy", "dpp")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: command line: strategy: Value error, strategy must be one of auto, ddp, ddp_spawn, fsdp; "
-        "got 'dpp'"
+        "error: command line: strategy: strategy must be one of auto, ddp, ddp_spawn, fsdp; got 'dpp'"
     ]
     result = plait(
         "train",

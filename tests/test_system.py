@@ -38,3 +38,17 @@ def test_a_row_with_nothing_present_stays_empty():
     present = {"a": torch.zeros(4, dtype=torch.bool), "b": torch.zeros(4, dtype=torch.bool)}
     out = system(0.5)._drop_modalities(present)
     assert not out["a"].any() and not out["b"].any()
+
+
+def test_a_retrieval_run_follows_recall_and_every_other_run_val_loss():
+    model = torch.nn.Module()
+    towers = {"retrieval": ["a", "b"]}
+
+    def monitor(types: dict[str, str], val_rows: int) -> tuple[str, str]:
+        classes = {t: 3 for t in types if t != "retrieval"}
+        system = MultimodalSystem(model, types, classes, {}, TrainerConfig(), towers, val_rows)  # type: ignore[arg-type]
+        return system.monitor, system.monitor_mode
+
+    assert monitor({"retrieval": "retrieval"}, 200) == ("val_rsum", "max")
+    assert monitor({"retrieval": "retrieval"}, 20) == ("val_loss", "min")  # recall@10 of 20 saturates
+    assert monitor({"retrieval": "retrieval", "y": "category"}, 200) == ("val_loss", "min")

@@ -157,7 +157,10 @@ def test_save_copies_the_run(table_csv: Path, tmp_path: Path):
         (
             {
                 "label": "colour",
-                "config": {"inputs": [{"name": "caption", "preprocessing": {"lower": True}}]},
+                "config": {
+                    "preset": "fast",  # the word-level text processor
+                    "inputs": [{"name": "caption", "preprocessing": {"lower": True}}],
+                },
             },
             ConfigError,
             "unknown text preprocessing option.*lower",

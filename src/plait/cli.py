@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,6 +30,9 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+# When `plait` started (main()), before torch is imported: --time-limit covers the
+# whole command. None when the app is called in-process (tests): then the command's start.
+STARTED: float | None = None
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -84,6 +88,21 @@ Overwrite = Annotated[bool, typer.Option(help="Replace --out if it exists.")]
 OverwriteOutput = Annotated[
     bool, typer.Option("--overwrite", help="Replace the output file(s) if they exist.")
 ]
+Preset = Annotated[
+    str | None,
+    typer.Option(
+        help="fast (networks from scratch), medium (default: shipped pretrained image and text "
+        "encoders, frozen and cached) or best (medium, trained longer). The config's own choices win."
+    ),
+]
+TimeLimit = Annotated[
+    str | None,
+    typer.Option(
+        "--time-limit",
+        help="Wall-clock budget of the whole command, e.g. 10m, 90s, 1h30m: training stops in time "
+        "and keeps its best checkpoint.",
+    ),
+]
 FusionName = Annotated[
     str | None, typer.Option("--fusion", "-f", help="Fusion method (see plait.list_fusions()).")
 ]
@@ -124,14 +143,22 @@ def confine(root: Path | None) -> None:
     set_data_root(root)
 
 
-def user_config(path: Path | None, on_bad_row: str | None, fusion: str | None = None) -> Any:
-    """The --config file (or defaults), with --on-bad-row and --fusion applied."""
-    from plait.config import ComponentSpec, PlaitConfig, load_config, override_config
+def user_config(
+    path: Path | None,
+    on_bad_row: str | None,
+    fusion: str | None = None,
+    preset: str | None = None,
+    time_limit: str | None = None,
+) -> Any:
+    """The --config file (or defaults), with --on-bad-row, --fusion, --preset and
+    --time-limit applied and validated as in a config file."""
+    from plait.config import ComponentSpec, PlaitConfig, load_config, override_config, override_trainer
 
     cfg = load_config(path) if path else PlaitConfig()
     if fusion is not None:
         cfg.fusion = ComponentSpec(name=fusion)
-    return override_config(cfg, on_bad_row=on_bad_row)
+    cfg = override_trainer(cfg, time_limit=time_limit)
+    return override_config(cfg, on_bad_row=on_bad_row, preset=preset)
 
 
 def check_writable(output: Path, overwrite: bool, run: Path | None, data: Any = None) -> None:
@@ -197,6 +224,8 @@ def train(
     seed: Seed = None,
     types: Types = None,
     fusion: FusionName = None,
+    preset: Preset = None,
+    time_limit: TimeLimit = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
     retrieval: Annotated[
@@ -248,7 +277,7 @@ def train(
     from plait.train import fit
 
     cfg = override_trainer(
-        user_config(config, on_bad_row, fusion),
+        user_config(config, on_bad_row, fusion, preset, time_limit),
         accelerator=accelerator,
         devices=int(devices) if devices is not None and devices.isdigit() else devices,
         num_nodes=num_nodes,
@@ -271,6 +300,7 @@ def train(
         types=parse_type_overrides(types or []),
         overwrite=overwrite,
         resume=resume,
+        started=STARTED or time.monotonic(),
     )
     if predictor.run_dir is None:  # another process of a DDP run: rank 0 writes and reports
         return
@@ -293,6 +323,7 @@ def cv(
     seed: Seed = None,
     types: Types = None,
     fusion: FusionName = None,
+    preset: Preset = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -307,7 +338,7 @@ def cv(
         data,
         label=label,
         folds=folds,
-        config=user_config(config, on_bad_row, fusion),
+        config=user_config(config, on_bad_row, fusion, preset),
         out=out_dir,
         epochs=epochs,
         seed=seed,
@@ -746,6 +777,8 @@ def cache_clear() -> None:
 
 
 def main() -> None:
+    global STARTED
+    STARTED = time.monotonic()
     app()
 
 

@@ -7,6 +7,8 @@ below; the fully resolved config is saved in every run folder.
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -115,16 +117,52 @@ class OutputConfig(_Strict):
     preprocessing: dict[str, Any] = Field(default_factory=dict)
 
 
+Modality = Literal["image", "audio", "text", "numeric", "category", "tabular"]
+Auto = Literal["auto"]  # set from the data by plait.recipe; config.yaml records the number
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from 600, "600", "90s", "10m", "1h30m" or "1.5h"; None stays None. A
+    ValueError (one line) for anything else, or for a duration that is not positive."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 10m, 90s or 1h30m, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?", text)
+        if not text or parts is None:
+            raise ValueError(f"expected a duration such as 10m, 90s or 1h30m, got {value!r}")
+        hours, minutes, secs = (float(g) if g else 0.0 for g in parts.groups())
+        seconds = 3600 * hours + 60 * minutes + secs
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a time limit must be a positive duration, got {value!r}")
+    return seconds
+
+
 class TrainerConfig(_Strict):
-    epochs: int = Field(10, ge=1)
+    # "auto" (plait.recipe): sized to the data, counted in optimiser steps; early
+    # stopping ends the run once validation stops improving.
+    epochs: Annotated[int, Field(ge=1)] | Auto = "auto"
     batch_size: int = Field(64, ge=1)
     eval_batch_size: int = Field(512, ge=1)
     learning_rate: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
-    # "onecycle" warms up then anneals; "constant" keeps the rate fixed.
-    scheduler: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    patience: int = Field(3, ge=1)  # epochs without val_loss improvement before stopping
-    val_fraction: float = Field(0.1, gt=0, lt=1)
+    # "onecycle" warms up then anneals over `epochs`; "cosine" anneals over `epochs`;
+    # "plateau" warms up, then halves the rate when val_loss stalls (plait.system);
+    # "constant" keeps the rate fixed; "auto": plateau when `epochs` is auto (the run's
+    # length is unknown), else onecycle.
+    scheduler: Literal["onecycle", "cosine", "plateau", "constant"] | Auto = "auto"
+    # Epochs without a val_loss improvement of at least `min_delta` before stopping.
+    patience: Annotated[int, Field(ge=1)] | Auto = "auto"
+    min_delta: float = Field(1e-3, ge=0)
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] | Auto = "auto"
+    # Wall-clock budget of the whole command (reading, feature caching, training,
+    # evaluation): seconds, or "10m", "1h30m". Training stops in time and keeps the
+    # best checkpoint. None: no limit (early stopping still ends the run).
+    time_limit: float | None = None
     accelerator: str = "auto"
     devices: int | str = 1  # per node: a count, "auto", or GPU ids as Lightning takes them
     num_nodes: int = Field(1, ge=1)
@@ -172,6 +210,11 @@ class TrainerConfig(_Strict):
             raise ValueError(f"devices must be a count ≥ 1, -1 (all), 'auto' or GPU ids; got {value}")
         return value
 
+    @field_validator("time_limit", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return parse_duration(value)
+
     @field_validator("precision")
     @classmethod
     def _known_precision(cls, value: str) -> str:
@@ -187,6 +230,13 @@ class PlaitConfig(_Strict):
     fusion: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="concat"))
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     seed: Seed = 0
+    # Which encoders columns get when they name none (plait.presets): fast (from
+    # scratch), medium (shipped pretrained image and text encoders, frozen and cached),
+    # best (medium, trained longer).
+    preset: Literal["fast", "medium", "best"] = "medium"
+    # A default encoder per modality (image, audio, text, numeric, category, tabular),
+    # over the preset's: `encoders: {text: minilm}` changes the text columns only.
+    encoders: dict[Modality, ComponentSpec] = Field(default_factory=dict)
     # Several image (audio, text) columns share one encoder; False gives each its own.
     share_encoders: bool = True
     # "group": numeric and category columns form one tabular input; "per_column":
@@ -212,12 +262,25 @@ class PlaitConfig(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+# Pydantic names each member of a union in an error's location ("constrained-int",
+# "literal['auto']"); the user wrote none of them.
+_UNION_MEMBER = re.compile(r"[\[\-]|^(int|float|str|bool|none)$")
+
+
 def _one_line(err: ValidationError) -> str:
-    parts = []
+    """Every error as `where: message, got value`, once per field: a value that fits no
+    member of `int | "auto"` says why the number is wrong, not that it is not "auto"."""
+    parts: dict[str, str] = {}
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        parts.append(f"{where}: {e['msg']}{_received(e['msg'], e.get('input'))}")
-    return "; ".join(parts)
+        loc = [str(p) for p in e["loc"]]
+        where = ".".join(p for p in loc if not _UNION_MEMBER.search(p)) or "(top level)"
+        if where in parts and any(p.startswith("literal[") for p in loc):
+            continue  # the other member's message is the useful one
+        message = str(e["msg"]).removeprefix("Value error, ")  # a validator's own words
+        line = f"{where}: {message}{_received(message, e.get('input'))}"
+        if where not in parts or parts[where].split(": ", 1)[1].startswith("Input should be '"):
+            parts[where] = line
+    return "; ".join(parts.values())
 
 
 def _received(message: str, value: Any) -> str:

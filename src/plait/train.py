@@ -9,7 +9,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import lightning as L
 import pandas as pd
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -25,6 +25,7 @@ from safetensors.torch import save_model
 from torch._dynamo.exc import BackendCompilerFailed
 from torch.utils.data import DataLoader
 
+from plait.budget import Budget, BudgetBar, format_seconds
 from plait.build import build_model, encoder_spec, head_spec, validate_components
 from plait.config import (
     OutputConfig,
@@ -90,6 +91,7 @@ def fit(
     verbose: bool = True,
     retrieval: list[str] | None = None,
     resume: str | Path | None = None,
+    started: float | None = None,
 ) -> Predictor:
     """Train on a table and return a Predictor for the written run folder.
 
@@ -102,7 +104,10 @@ def fit(
             contrastive task named "retrieval"), as `--retrieval A,B`.
     resume: continue an interrupted run from its last checkpoint: the run folder it
             was writing (its `out`) or a checkpoint file (plait.resume).
+    started: time.monotonic() when the command began (the CLI's start, so that
+            trainer.time_limit covers importing torch too); default: now.
     """
+    started = time.monotonic() if started is None else started  # a time limit covers the whole call
     cfg = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
     if retrieval:
         if any(o.name == "retrieval" for o in cfg.outputs):
@@ -162,7 +167,8 @@ def fit(
         what = "skipped" if cfg.on_bad_row == "skip" else "kept with the unusable cells treated as missing"
         console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}", soft_wrap=True)
 
-    run = _Run(work, resume_from, f"plait train ... --resume {out_dir}")
+    budget = Budget(started, cfg.trainer.time_limit)
+    run = _Run(work, resume_from, f"plait train ... --resume {out_dir}", budget)
     if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
         with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
             predictor, _ = _train(cfg, processors, targets, datasets, Path(tmp), verbose, run)
@@ -191,6 +197,7 @@ class _Run:
     work: Path
     resume_from: Path | None
     resume_hint: str
+    budget: Budget
 
 
 def default_run_dir(labels: list[str]) -> Path:
@@ -224,23 +231,31 @@ def _train(
         loss_weights={o.name: o.loss_weight for o in cfg.outputs},
         trainer_config=tc,
         towers={o.name: o.columns for o in cfg.outputs if o.type == "retrieval"},
+        val_rows=datasets["val"].n_rows,
     )
     work = run.work  # checkpoints and raw logs, beside the run folder until it is complete
     if run.resume_from is not None and (work / "metrics.csv").exists():
         # Lightning's logger starts its file afresh: keep the epochs logged before.
         _append_log(work / "metrics.csv", work / EARLIER_LOG)
-    checkpoint = ModelCheckpoint(dirpath=work / "checkpoints", monitor="val_loss", save_weights_only=True)
+    checkpoint = ModelCheckpoint(
+        dirpath=work / "checkpoints", monitor=system.monitor, mode=system.monitor_mode, save_weights_only=True
+    )
     timer = EpochTimer()
     last = ResumeCheckpoint(work / LAST, tc.checkpoint_every_n_steps)
     stop = GracefulStop(last, run.resume_hint)
-    callbacks: list[Any] = [checkpoint, EarlyStopping("val_loss", patience=tc.patience), timer, stop, last]
+    early = EarlyStopping(
+        system.monitor, patience=tc.patience, min_delta=tc.min_delta, mode=system.monitor_mode
+    )
+    callbacks: list[Any] = [checkpoint, early, timer, stop, last]
+    max_time = run.budget.training_seconds()  # None without a limit
     if verbose and tc.progress:
-        callbacks.append(TQDMProgressBar(refresh_rate=20))
+        callbacks.append(BudgetBar(run.budget, refresh_rate=20))
     _quiet_lightning()
     processes = tc.num_nodes * (tc.devices if isinstance(tc.devices, int) else 1)  # DDP shards each epoch
     trainer = L.Trainer(
         **device_options(tc),
         max_epochs=tc.epochs,
+        max_time=None if max_time is None else timedelta(seconds=max_time),
         gradient_clip_val=tc.gradient_clip,
         callbacks=callbacks,
         plugins=[SafeCheckpointIO()],
@@ -279,6 +294,10 @@ def _train(
     train_seconds = time.perf_counter() - start
     if trainer.interrupted:
         raise KeyboardInterrupt
+    per_epoch = trainer.num_training_batches  # inf for a stream of unknown length
+    if max_time is not None and trainer.global_step < per_epoch and run.resume_from is None:
+        # The limit stopped the first pass over the data (Lightning still validates then).
+        raise ConfigError(run.budget.too_short(train_seconds, trainer.global_step, per_epoch))
     # Rank 0 wrote the checkpoint; every process of this machine (or of a shared file
     # system) loads it, and rank 0 deletes it only after that.
     if checkpoint.best_model_path and Path(checkpoint.best_model_path).is_file():
@@ -436,4 +455,11 @@ def show_schema(
     if cfg.split_column:
         table.add_row(cfg.split_column, "split", "", "", "")
     console.print(table)
-    console.print(f"fusion: {cfg.fusion.name}")
+    tc = cfg.trainer
+    limit = f", time limit {format_seconds(tc.time_limit)}" if tc.time_limit else ""
+    console.print(
+        f"preset: {cfg.preset}; fusion: {cfg.fusion.name}; up to {tc.epochs} epochs (early stopping "
+        f"after {tc.patience} without improvement), {tc.val_fraction:.0%} of training rows for "
+        f"validation{limit}",
+        soft_wrap=True,
+    )

@@ -74,3 +74,11 @@ def test_small_integer_columns_are_categories():
     assert infer_target_type(pd.Series([0, 1, 1, 0])) == "binary"
     assert infer_target_type(pd.Series([1, 2, 3, 4, 5])) == "category"
     assert infer_target_type(pd.Series([0.5, 1.5, 2.25, 3.0])) == "numeric"
+
+
+def test_a_label_of_distinct_sentences_is_text_to_generate():
+    captions = pd.Series([f"a dog number {i} runs on the grass" for i in range(60)])
+    assert infer_target_type(captions) == "text"  # captions, transcripts: no --type needed
+    assert infer_target_type(pd.Series([f"row{i}" for i in range(60)])) == "category"  # ids: refused later
+    reviews = pd.Series(["a very good dress", "too small for me"] * 30 + ["fine"])
+    assert infer_target_type(reviews) == "category"  # few distinct values: classes

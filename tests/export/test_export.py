@@ -97,6 +97,23 @@ def test_what_cannot_export_says_why(table_csv: Path, tmp_path: Path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_a_text_target_is_refused_in_one_line():
+    """Beam search (the default decoding) is a data-dependent loop: refused, not traced."""
+    from types import SimpleNamespace
+
+    from plait.export import check_exportable
+    from plait.heads import HEADS
+
+    head = HEADS.build(
+        "decoder", {"dim": 8, "depth": 1, "heads": 2}, in_dim=4, token_dims={}, vocab_size=6, max_length=5
+    )
+    stand_in = SimpleNamespace(model=SimpleNamespace(encoders={}, heads={"caption": head}))
+    with pytest.raises(
+        ConfigError, match="^cannot export: target 'caption' generates text, a data-dependent"
+    ):
+        check_exportable(stand_in)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("encoder", ["audio_cnn", "audio_cnn1d", "audio_gru"])
 def test_audio_encoders_through_onnx(tmp_path: Path, encoder: str):
     """Audio (with its frame mask) + category; each from-scratch audio encoder exports."""

@@ -63,10 +63,17 @@ def test_absent_input_is_masked_out_of_the_memory():
     assert torch.equal(a[1], b[1])
 
 
+def test_beam_search_is_the_default():
+    h = head().eval()
+    f = fused()
+    assert h.options["decoding"] == "beam" and h.options["beam_width"] == 4
+    assert torch.equal(h.generate(f), h.generate(f, decoding="beam", beam_width=4))
+
+
 def test_beam_of_width_one_and_top1_sampling_equal_greedy():
     h = head().eval()
     f = fused()
-    greedy = h.generate(f)
+    greedy = h.generate(f, decoding="greedy")
     assert torch.equal(h.generate(f, decoding="beam", beam_width=1), greedy)
     torch.manual_seed(3)
     assert torch.equal(h.generate(f, decoding="sample", top_k=1), greedy)
@@ -83,7 +90,7 @@ def test_beam_search_finds_at_least_the_greedy_likelihood():
         picked = logp.gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
         return (picked * (ids[:, 1:] != PAD)).sum(1)
 
-    greedy = h.generate(f, max_length=4)
+    greedy = h.generate(f, decoding="greedy", max_length=4)
     beam = h.generate(f, decoding="beam", beam_width=5, length_penalty=0.0, max_length=4)
     width = max(greedy.shape[1], beam.shape[1])
     pad = torch.nn.functional.pad

@@ -32,12 +32,23 @@ from plait.data.schema import input_units, is_tabular_group
 from plait.data.streaming import Shards, StreamingDataset, label_pass, stream_workers
 from plait.encoders import ENCODERS
 from plait.errors import ConfigError, DataError
+from plait.recipe import size_trainer
+
+
+def trainable_rows(frame: pd.DataFrame, split_column: str | None) -> int:
+    """Rows that train or validate: all but a split column's test rows."""
+    if split_column is None:
+        return len(frame)
+    return int((frame[split_column].astype(str).str.strip().str.lower() != "test").sum())
 
 
 def table_datasets(
     cfg: PlaitConfig, frame: pd.DataFrame, base_dir: Path
 ) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor], dict[str, TableDataset]]:
-    """A table that fits in memory: split, fit on the training rows, transform once."""
+    """A table that fits in memory: split, fit on the training rows, transform once.
+    The trainer settings left "auto" are set on `cfg` first, from the rows that train
+    or validate (plait.recipe)."""
+    cfg.trainer = size_trainer(cfg.trainer, trainable_rows(frame, cfg.split_column), cfg.preset)
     for out_cfg in cfg.outputs:  # whole-table row numbers, before splitting
         if out_cfg.type != "retrieval":  # a row may lack one tower (that pair sits out)
             check_no_missing(frame[out_cfg.name], out_cfg.name)
@@ -86,7 +97,9 @@ def stream_datasets(
 ) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor], dict[str, StreamingDataset]]:
     """A folder of Parquet shards: one pass over the label and split columns (row counts,
     every class), input processors fitted on the sample's training rows, parts streamed.
-    `declared`: columns whose type the user gave (kept even if the full table disagrees)."""
+    `declared`: columns whose type the user gave (kept even if the full table disagrees).
+    The "auto" trainer settings are set on `cfg` from the whole table's row count."""
+    cfg.trainer = size_trainer(cfg.trainer, shards.rows, cfg.preset)
     refused = [o.name for o in cfg.outputs if o.type in ("retrieval", "text")]
     if refused:
         raise ConfigError(

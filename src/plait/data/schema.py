@@ -26,6 +26,7 @@ from plait.config import (
 )
 from plait.data.table import infer_types, inference_doubt, is_blank, label_problem
 from plait.errors import ConfigError, DataError, PlaitWarning
+from plait.presets import default_encoders, effective_preset
 
 INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
 TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
@@ -126,7 +127,12 @@ def resolve_config(
         doubt = None if name in declared else inference_doubt(frame[name], name, final[name])
         if doubt:
             warnings.warn(doubt, PlaitWarning, stacklevel=2)
-    config.inputs = assign_groups(inputs, config.share_encoders, config.tabular, set(frame.columns))
+    preset, note = effective_preset(config.preset)
+    if note:
+        warnings.warn(note, PlaitWarning, stacklevel=2)
+    config.preset = preset  # type: ignore[assignment]  # the one that applies here
+    defaults = default_encoders(preset, config.encoders)
+    config.inputs = assign_groups(inputs, config.share_encoders, config.tabular, set(frame.columns), defaults)
     config.outputs = [
         o.model_copy(update={"head": o.head or ComponentSpec(name=DEFAULT_HEADS[o.type])})
         for o in config.outputs
@@ -181,10 +187,16 @@ def _check_towers(retrieval: list[OutputConfig], inputs: list[InputConfig]) -> N
 
 
 def assign_groups(
-    inputs: list[InputConfig], share: bool, tabular: str, columns: set[str]
+    inputs: list[InputConfig],
+    share: bool,
+    tabular: str,
+    columns: set[str],
+    defaults: dict[str, ComponentSpec] | None = None,
 ) -> list[InputConfig]:
     """Give every input its group and the group's encoder (named in full, so the saved
-    config says exactly what was built)."""
+    config says exactly what was built): the one its columns name, else the default
+    for its modality (`defaults`, plait.presets; else DEFAULT_ENCODERS)."""
+    defaults = defaults or {k: ComponentSpec(name=v) for k, v in DEFAULT_ENCODERS.items()}
     grouped = []
     for col in inputs:
         if col.group is None:
@@ -209,8 +221,8 @@ def assign_groups(
         tabular_group = kind == "tabular" and (len(members) > 1 or members[0].name != group)
         if tabular_group and group in columns:
             raise ConfigError(f"group name {group!r} is also a column name; choose another group name")
-        default = DEFAULT_ENCODERS["tabular" if tabular_group else members[0].type]  # type: ignore[index]
-        specs[group] = next(iter(explicit.values()), None) or ComponentSpec(name=default)
+        default = defaults["tabular" if tabular_group else members[0].type]  # type: ignore[index]
+        specs[group] = next(iter(explicit.values()), None) or default.model_copy(deep=True)
     return [c.model_copy(update={"encoder": specs[c.group]}) for c in grouped]  # type: ignore[index]
 
 

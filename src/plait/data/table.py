@@ -242,16 +242,22 @@ def label_problem(series: pd.Series, name: str, type_: str) -> str | None:
 
 
 def infer_target_type(series: pd.Series) -> str:
-    """One of binary, category, numeric, multilabel for a label column.
+    """One of binary, category, numeric, multilabel, text for a label column.
 
     Cells holding lists (Parquet, JSONL) make a multilabel target; delimited strings
-    ("a|b") are only multilabel when declared so (`--type COL=multilabel`)."""
+    ("a|b") are only multilabel when declared so (`--type COL=multilabel`). Sentences
+    with too many distinct values to be categories (the rule of infer_input_type) are
+    text to generate: captions, transcripts, translations."""
     values = series.dropna()
     if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
         return "multilabel"
     n_unique = values.nunique()
     if n_unique == 2:
         return "binary"
+    if len(values) and values.map(lambda v: isinstance(v, str)).all():
+        many = n_unique > MAX_CATEGORIES and n_unique > MAX_CATEGORY_SHARE * len(values)
+        if many and values.str.split().str.len().mean() >= 4:
+            return "text"
     if ptypes.is_numeric_dtype(series) and not ptypes.is_bool_dtype(series):
         is_int = bool((values == values.round()).all())
         if not (is_int and n_unique <= 20):

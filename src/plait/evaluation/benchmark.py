@@ -114,8 +114,9 @@ def _measure(
     name: str, seed: int, predictor: Any, table: Table, cfg: PlaitConfig, metric: str, run: Path
 ) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
+    trained = predictor.config  # the run's own: its sized trainer settings (plait.recipe)
     _, val, test = split_frame(
-        table.frame, cfg.split_column, cfg.trainer.val_fraction, cfg.seed, split_group(cfg)
+        table.frame, trained.split_column, trained.trainer.val_fraction, trained.seed, split_group(trained)
     )
     held = test if len(test) else val
     _, dataset = predictor._dataset(held, with_targets=True, base_dir=table.base_dir)

@@ -1,6 +1,7 @@
 """Metrics for generated text: BLEU and chrF (sacrebleu) against every reference of an
 example, exact match, and word error rate against the row's own target. All on the
-target's normalised form: lower-cased, words and punctuation apart."""
+target's normalised form (TextTarget.normalise, the form predictions decode to):
+lower-cased natural text, or words and punctuation apart for a word vocabulary."""
 
 from __future__ import annotations
 
@@ -27,8 +28,9 @@ def text_metrics(hypotheses: list[str], refs: list[list[str]]) -> dict[str, floa
     streams = [[r[k] if k < len(r) else None for r in refs] for k in range(width)]
     own = [r[0] for r in refs]
     return {
-        # The texts are already lower-cased and split into words and punctuation (the
-        # same way for hypotheses and references); force=True says so to sacrebleu.
+        # Hypotheses and references are normalised alike; force=True stops sacrebleu
+        # warning about word-vocabulary texts, already split into words and punctuation
+        # (its 13a tokenizer splits natural text the same way, so scores compare).
         "bleu": float(sacrebleu.corpus_bleu(hypotheses, streams, force=True).score),
         "chrf": float(sacrebleu.corpus_chrf(hypotheses, streams).score),
         "exact_match": sum(h in r for h, r in zip(hypotheses, refs, strict=True)) / max(1, len(refs)),

@@ -60,13 +60,13 @@ def test_state_round_trip_and_unknown_options():
     assert loaded.encoder_kwargs() == {"num_embeddings": 3}
     with pytest.raises(ConfigError, match="unknown numeric preprocessing option.*valid: scaling, log"):
         NumericProcessor.create({"scale": "robust"}, "x")
-    with pytest.raises(ConfigError, match="scaling must be standard, robust or quantile"):
+    with pytest.raises(ConfigError, match="scaling must be auto, standard, robust or quantile"):
         NumericProcessor(scaling="minmax").fit(pd.Series([1.0]), "x")
 
 
 def test_robust_scaling_ignores_outliers():
     values = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 1e6])
-    standard = NumericProcessor().fit(values).transform(values).values[:5, 0]
+    standard = NumericProcessor(scaling="standard").fit(values).transform(values).values[:5, 0]
     robust = NumericProcessor(scaling="robust").fit(values).transform(values).values[:5, 0]
     assert standard.std() < 1e-3  # squashed together by the outlier
     assert robust.tolist() == pytest.approx([-1.0, -0.6, -0.2, 0.2, 0.6])  # median 3.5, IQR 2.5
@@ -82,3 +82,48 @@ def test_quantile_scaling_is_monotonic_and_bounded():
     assert abs(middle) < 0.05
     loaded = NumericProcessor.from_state(json.loads(json.dumps(proc.state())))
     assert torch.equal(loaded.transform(values).values, proc.transform(values).values)
+
+
+def test_auto_scaling_quantiles_a_long_tail_and_standardises_the_rest():
+    rng = np.random.default_rng(0)
+    tail = pd.Series(rng.lognormal(8, 1.0, 500))  # areas, prices: skewness far above 0.99
+    bell = pd.Series(rng.normal(40, 10, 500))
+    assert NumericProcessor().fit(tail).method_ == "quantile"
+    assert NumericProcessor().fit(bell).method_ == "standard"
+    assert NumericProcessor(scaling="standard").fit(tail).method_ == "standard"  # the config wins
+    scaled = NumericProcessor().fit(tail).transform(tail).values[:, 0]
+    assert scaled.abs().max() < 3.2 and abs(float(scaled.mean())) < 0.1  # no squashed tail
+    saved = NumericProcessor().fit(tail).state()
+    del saved["fitted"]["method_"]  # a run saved before "auto" scaled by `scaling`
+    old = NumericProcessor.from_state({**saved, "params": {"scaling": "standard", "log": False}})
+    assert old.method == "standard"
+
+
+def test_integer_codes_also_get_an_id_per_value():
+    from plait.data.processors import TabularProcessor
+    from plait.data.processors.tabular import looks_like_code
+
+    rng = np.random.default_rng(0)
+    zipcode = pd.Series(rng.choice([85255, 92880, 93446, 94531], 60))
+    frame = pd.DataFrame({"zip": zipcode, "area": rng.normal(2000, 300, 60), "kind": ["a", "b"] * 30})
+    assert looks_like_code(zipcode)
+    assert not looks_like_code(frame["area"])  # not integers
+    assert not looks_like_code(pd.Series(range(60)))  # 60 distinct values: a quantity or an id
+    assert not looks_like_code(pd.Series([1, 2, 3, 1, 2, 3]))  # two rows per value are too few to learn from
+    proc = TabularProcessor({"zip": {}, "area": {}}, {"kind": {}}).fit(frame)
+    assert proc.codes == ["zip"]
+    encoded = proc.transform(frame).values
+    assert encoded.shape == (60, 2 * 2 + 1 + 1)  # [value, flag] × 2, kind's id, zip's id
+    assert proc.encoder_kwargs() == {"num_numeric": 2, "category_sizes": [3, 5]}
+    assert set(encoded[:, -1].tolist()) == {1.0, 2.0, 3.0, 4.0}
+    unseen = proc.transform(frame.assign(zip=10001)).values[:, -1]
+    assert (unseen == 0).all()  # an unseen code is the unknown bucket; its number still counts
+    loaded = TabularProcessor.from_state(json.loads(json.dumps(proc.state())))
+    assert torch.equal(loaded.transform(frame).values, encoded)
+    off = TabularProcessor({"zip": {"code": False}, "area": {}}, {"kind": {}}).fit(frame)
+    assert off.codes == [] and off.transform(frame).values.shape == (60, 5)
+    with pytest.raises(ConfigError, match="column 'zip': code must be auto, true or false"):
+        TabularProcessor({"zip": {"code": "yes"}}).fit(frame)
+    old = proc.state()
+    del old["fitted"]["codes"]  # a run saved before codes
+    assert TabularProcessor.from_state(old).transform(frame).values.shape == (60, 5)

@@ -17,6 +17,15 @@ _MAX_FIT_VALUE = 1e150
 # Scaled values are clipped to this size: a huge number far outside the training range
 # must not overflow float32 into inf.
 _MAX_SCALED = 1e6
+# scaling "auto": a column whose skewness is beyond this gets quantile scaling, the rest
+# standard (AutoGluon's tabular network uses the same rule and threshold): a long tail
+# (prices, areas, counts) would otherwise squash most rows into a sliver near the mean.
+SKEW_THRESHOLD = 0.99
+# An integer column with at most this many distinct values, each seen CODE_MIN_ROWS times
+# on average, may be a code (zipcode, store number, year): TabularProcessor also gives
+# it an embedding per value, beside its scaled number, so the network can learn effects
+# that do not grow with the number.
+MAX_CODES, CODE_MIN_ROWS = 50, 5
 
 
 def _as_number(value: Any) -> float:
@@ -69,8 +78,10 @@ class NumericProcessor(InputProcessor):
     """Numbers → (N, 2) float: [scaled value (0 when missing), missing flag].
 
     scaling: "standard" (mean, std), "robust" (median, interquartile range: outliers
-    do not squash the rest) or "quantile" (training quantiles mapped onto a standard
-    normal, clipped at ±3.1: any distribution becomes well-behaved).
+    do not squash the rest), "quantile" (training quantiles mapped onto a standard
+    normal, clipped at ±3.1: any distribution becomes well-behaved) or "auto" (the
+    default: quantile for a skewed column, |skewness| > SKEW_THRESHOLD, else standard;
+    `method_` records the choice).
     The row stays present when the number is missing: the flag tells the encoder,
     as in the usual mean-imputation-plus-indicator treatment.
     """
@@ -78,7 +89,7 @@ class NumericProcessor(InputProcessor):
     kind = "numeric"
 
     def __init__(
-        self, scaling: Literal["standard", "robust", "quantile"] = "standard", log: bool = False
+        self, scaling: Literal["auto", "standard", "robust", "quantile"] = "auto", log: bool = False
     ) -> None:
         self.scaling = scaling
         self.log = log
@@ -96,27 +107,33 @@ class NumericProcessor(InputProcessor):
         return array, bad
 
     def fit(self, values: pd.Series, column: str = "numeric", on_bad_row: str = "error") -> NumericProcessor:
-        if self.scaling not in ("standard", "robust", "quantile"):
+        if self.scaling not in ("auto", "standard", "robust", "quantile"):
             raise ConfigError(
-                f"column {column!r}: scaling must be standard, robust or quantile, got {self.scaling!r}"
+                f"column {column!r}: scaling must be auto, standard, robust or quantile, got {self.scaling!r}"
             )
         finite, _ = self._prepare(values, column, on_bad_row)
         finite = np.clip(finite[~np.isnan(finite)], -_MAX_FIT_VALUE, _MAX_FIT_VALUE)
         if len(finite) == 0:
             finite = np.zeros(1)
-        if self.scaling == "standard":
+        self.method_ = self.scaling if self.scaling != "auto" else _auto_scaling(finite)
+        if self.method_ == "standard":
             center, scale = float(finite.mean()), float(finite.std())
         else:
             q25, center, q75 = (float(q) for q in np.percentile(finite, [25, 50, 75]))
             scale = q75 - q25
         self.center_ = center
         self.scale_ = scale if scale > 1e-12 else 1.0
-        if self.scaling == "quantile":
+        if self.method_ == "quantile":
             self.quantiles_ = np.percentile(finite, np.linspace(0, 100, 101)).tolist()
         return self
 
+    @property
+    def method(self) -> str:
+        """The scaling applied: `method_`, or `scaling` for runs saved before "auto"."""
+        return getattr(self, "method_", self.scaling)
+
     def _scale(self, array: np.ndarray) -> np.ndarray:
-        if self.scaling != "quantile":
+        if self.method != "quantile":
             return (array - self.center_) / self.scale_
         # Position among the training quantiles → standard-normal score.
         quantiles = np.asarray(self.quantiles_)
@@ -136,6 +153,28 @@ class NumericProcessor(InputProcessor):
 
     def encoder_kwargs(self) -> dict[str, Any]:
         return {"in_features": 2}
+
+
+def looks_like_code(values: pd.Series) -> bool:
+    """Whether a numeric column may be a code rather than a quantity: integers with few
+    distinct values (MAX_CODES), each seen CODE_MIN_ROWS times on average."""
+    numbers = _numbers(values).to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers = numbers[np.isfinite(numbers)]
+    distinct = len(np.unique(numbers))
+    return (
+        2 < distinct <= MAX_CODES
+        and len(numbers) >= CODE_MIN_ROWS * distinct
+        and bool(np.all(numbers == np.round(numbers)))
+    )
+
+
+def _auto_scaling(finite: np.ndarray) -> str:
+    """ "quantile" for a skewed sample (SKEW_THRESHOLD), else "standard"."""
+    spread = finite.std()
+    if len(finite) < 3 or spread < 1e-12:
+        return "standard"
+    skewness = float(np.mean(((finite - finite.mean()) / spread) ** 3))
+    return "quantile" if abs(skewness) > SKEW_THRESHOLD else "standard"
 
 
 def category_keys(values: pd.Series) -> list[str | None]:
@@ -182,9 +221,15 @@ class CategoryProcessor(InputProcessor):
 
 
 class TabularProcessor(InputProcessor):
-    """Several numeric and category columns as one input: (N, 2·n_numeric + n_category)
-    float32 = [standardised value, missing flag] per numeric column, then each category
-    column's id (exact in float32; the encoder casts back to int64)."""
+    """Several numeric and category columns as one input: (N, 2·n_numeric + n_category +
+    n_code) float32 = [scaled value, missing flag] per numeric column, then each category
+    column's id, then the value id of each numeric column read as a code too (exact in
+    float32; the encoder casts ids back to int64).
+
+    A numeric column's `code` option (preprocessing, default "auto": looks_like_code on
+    the training rows) also gives it a category id per value, so that a zipcode or a
+    store number gets an embedding per value beside its scaled number.
+    """
 
     kind = "tabular"
 
@@ -196,6 +241,7 @@ class TabularProcessor(InputProcessor):
         self.numeric = numeric or {}
         self.category = category or {}
         self._members: dict[str, InputProcessor] = {}
+        self._codes: dict[str, CategoryProcessor] = {}  # numeric column → its value ids
 
     @property
     def columns(self) -> list[str]:
@@ -215,31 +261,53 @@ class TabularProcessor(InputProcessor):
         self, values: pd.DataFrame, column: str = "tabular", on_bad_row: str = "error"
     ) -> TabularProcessor:
         members: dict[str, InputProcessor] = {}
+        codes: dict[str, CategoryProcessor] = {}
         for name, options in self.numeric.items():
-            members[name] = NumericProcessor.create(options, name).fit(values[name], name, on_bad_row)
+            scaling = {k: v for k, v in options.items() if k != "code"}
+            members[name] = NumericProcessor.create(scaling, name).fit(values[name], name, on_bad_row)
+            code = options.get("code", "auto")
+            if code not in ("auto", True, False):
+                raise ConfigError(f"column {name!r}: code must be auto, true or false, got {code!r}")
+            if code is True or (code == "auto" and looks_like_code(values[name])):
+                # A value seen once gets no embedding of its own: the unknown bucket.
+                codes[name] = CategoryProcessor(min_frequency=2).fit(values[name], name)
         for name, options in self.category.items():
             members[name] = CategoryProcessor.create(options, name).fit(values[name], name)
-        self._members = members
+        self._members, self._codes = members, codes
         return self
 
     def transform(self, values: pd.DataFrame, column: str = "tabular", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         numeric = [self._members[n].transform(values[n], n, on_bad_row) for n in self.numeric]
         parts = [e.values for e in numeric]  # (N, 2) each
-        parts += [self._members[n].transform(values[n], n).values.float().unsqueeze(1) for n in self.category]
+        ids = [(n, self._members[n]) for n in self.category] + list(self._codes.items())
+        parts += [p.transform(values[n], n).values.float().unsqueeze(1) for n, p in ids]  # (N, 1) each
         bad = sorted({row for e in numeric for row in e.bad_rows})
         by_column = {n: e.bad_rows for n, e in zip(self.numeric, numeric, strict=True) if e.bad_rows}
         present = torch.ones(len(values), dtype=torch.bool)
         return Encoded(torch.cat(parts, dim=1), present, bad_rows=bad, bad_columns=by_column)
 
+    @property
+    def codes(self) -> list[str]:
+        """The numeric columns also read as codes (fitted)."""
+        return list(self._codes)
+
     def encoder_kwargs(self) -> dict[str, Any]:
-        sizes = [self._members[n].encoder_kwargs()["num_embeddings"] for n in self.category]
-        return {"num_numeric": len(self.numeric), "category_sizes": sizes}
+        ids = [self._members[n] for n in self.category] + list(self._codes.values())
+        return {
+            "num_numeric": len(self.numeric),
+            "category_sizes": [p.encoder_kwargs()["num_embeddings"] for p in ids],
+        }
 
     def state(self) -> dict[str, Any]:
         self.check_fitted()
         members = {name: p.state() for name, p in self._members.items()}
-        return {"kind": self.kind, "params": self.get_params(), "fitted": {"members": members}}
+        codes = {name: p.state() for name, p in self._codes.items()}
+        return {
+            "kind": self.kind,
+            "params": self.get_params(),
+            "fitted": {"members": members, "codes": codes},
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TabularProcessor:
@@ -249,4 +317,6 @@ class TabularProcessor(InputProcessor):
             name: kinds[member["kind"]].from_state(member)
             for name, member in state["fitted"]["members"].items()
         }
+        # Runs saved before codes have none.
+        obj._codes = {n: CategoryProcessor.from_state(c) for n, c in state["fitted"].get("codes", {}).items()}
         return obj
