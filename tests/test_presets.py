@@ -188,3 +188,15 @@ def test_components_are_named_in_full_in_the_saved_config(frame, monkeypatch):
     monkeypatch.setattr(plait.presets, "missing_pretrained", lambda: ())
     cfg = resolve_config(frame, PlaitConfig(encoders={"image": ComponentSpec(name="cnn")}), ["colour"])
     assert encoders(cfg)["image"] == "cnn" and cfg.encoders["image"].name == "cnn"
+
+
+def test_augmentation_in_the_config_wins_over_cached_features(frame, monkeypatch):
+    monkeypatch.setattr(plait.presets, "missing_pretrained", lambda: ())
+    config = parse_config(
+        {"inputs": [{"name": "image", "preprocessing": {"horizontal_flip": True}}, {"name": "caption"}]}
+    )
+    cfg = resolve_config(frame, config, ["colour"])
+    assert encoders(cfg) == {
+        "image": "cnn",
+        "caption": "minilm",
+    }  # a cached feature cannot be flipped per epoch

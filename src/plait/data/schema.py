@@ -26,7 +26,7 @@ from plait.config import (
 )
 from plait.data.table import infer_types, inference_doubt, is_blank, label_problem
 from plait.errors import ConfigError, DataError, PlaitWarning
-from plait.presets import default_encoders, effective_preset
+from plait.presets import PRETRAINED_NAMES, augments, default_encoders, effective_preset
 
 INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
 TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
@@ -221,7 +221,12 @@ def assign_groups(
         tabular_group = kind == "tabular" and (len(members) > 1 or members[0].name != group)
         if tabular_group and group in columns:
             raise ConfigError(f"group name {group!r} is also a column name; choose another group name")
-        default = defaults["tabular" if tabular_group else members[0].type]  # type: ignore[index]
+        modality = "tabular" if tabular_group else members[0].type
+        default = defaults[modality]  # type: ignore[index]
+        if augments(members) and default.name in PRETRAINED_NAMES:
+            # The config asks for augmentation, which cached features cannot vary per
+            # epoch: its choice wins over the preset, with the from-scratch encoder.
+            default = ComponentSpec(name=DEFAULT_ENCODERS[modality])
         specs[group] = next(iter(explicit.values()), None) or default.model_copy(deep=True)
     return [c.model_copy(update={"encoder": specs[c.group]}) for c in grouped]  # type: ignore[index]
 

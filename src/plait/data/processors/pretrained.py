@@ -23,8 +23,7 @@ from tokenizers import Tokenizer
 from plait.data.feature_cache import FeatureCache, cache_root, item_keys
 from plait.data.processors.base import Encoded, InputProcessor, is_empty
 from plait.errors import ConfigError, RunFolderError
-
-AUGMENTATION = ("random_crop", "horizontal_flip", "rotation")
+from plait.presets import AUGMENTATION
 
 
 class HFTextProcessor(InputProcessor):
