@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plait.config import PlaitConfig, check_seed, override_config, override_trainer, parse_config
+from plait.config import PlaitConfig, apply_overrides, check_seed, parse_config
 from plait.errors import ConfigError
 from plait.train import fit
 from tests.conftest import make_table, tiny_config, tiny_run
@@ -104,10 +104,10 @@ def test_python_api_validates_like_the_config(tmp_path: Path):
         fit(tmp_path / "t.csv", label="colour", config=tiny_config(), out=tmp_path / "r", seed=-1)
     assert not (tmp_path / "r").exists() and not (tmp_path / ".r.work").exists()
     with pytest.raises(ConfigError, match="seed"):
-        override_config(PlaitConfig(), seed=-1)
+        apply_overrides(PlaitConfig(), seed=-1)
     with pytest.raises(ConfigError, match="seed: Input should be greater than or equal to 0"):
         parse_config({"seed": -1})  # a config file's seed: the same rule
     with pytest.raises(ConfigError, match="devices"):
-        override_trainer(PlaitConfig(), devices=0)
-    assert override_trainer(PlaitConfig(), devices=-1).trainer.devices == -1  # every device, as Lightning
+        apply_overrides(PlaitConfig(), devices=0)
+    assert apply_overrides(PlaitConfig(), devices=-1).trainer.devices == -1  # every device, as Lightning
     assert check_seed(2**32 - 1) == 2**32 - 1

@@ -72,3 +72,19 @@ def test_speed_options_default_and_parse(tmp_path: Path):
     assert cfg.cache is False and cfg.trainer.num_workers == 2
     assert cfg.trainer.channels_last and cfg.trainer.compile
     assert load_config(path) == parse_config(cfg.model_dump(mode="json"))  # round trip
+
+
+def test_apply_overrides_routes_each_flag_and_validates_once():
+    from plait.config import apply_overrides
+
+    base = PlaitConfig()
+    cfg = apply_overrides(base, epochs=5, time_limit="2m", seed=3, fusion="gated", preset="fast", cache=None)
+    assert (cfg.trainer.epochs, cfg.trainer.time_limit, cfg.seed) == (5, 120.0, 3)
+    assert (cfg.fusion.name, cfg.preset, cfg.cache) == ("gated", "fast", True)  # None leaves a setting alone
+    assert apply_overrides(base) is base
+    with pytest.raises(ConfigError, match=r"^--flags: epochs: Input should be greater than or equal to 1, got 0$"):
+        apply_overrides(base, "--flags", epochs=0)
+    with pytest.raises(ConfigError, match="preset: Input should be 'fast', 'medium' or 'best'"):
+        apply_overrides(base, preset="huge")
+    with pytest.raises(TypeError, match="unknown setting"):
+        apply_overrides(base, epoch=3)  # a caller's typo is a bug, not a user error

@@ -18,7 +18,7 @@ import yaml
 from lightning.pytorch.utilities.rank_zero import rank_zero_only as lightning_rank_zero_only
 from lightning_utilities.core.rank_zero import rank_zero_only as utils_rank_zero_only
 
-from plait.config import PlaitConfig, TrainerConfig, override_trainer, parse_config
+from plait.config import PlaitConfig, TrainerConfig, apply_overrides, parse_config
 from plait.distributed import global_rank
 from plait.errors import ConfigError
 from plait.evaluation.retrieval import RetrievalMetrics
@@ -55,11 +55,11 @@ def test_defaults_do_not_distribute():
     assert global_rank(tc) == 0
 
 
-def test_override_trainer_validates():
-    cfg = override_trainer(PlaitConfig(), devices=2, strategy="ddp", num_nodes=None)
+def test_overrides_are_validated():
+    cfg = apply_overrides(PlaitConfig(), devices=2, strategy="ddp", num_nodes=None)
     assert (cfg.trainer.devices, cfg.trainer.strategy, cfg.trainer.num_nodes) == (2, "ddp", 1)
     with pytest.raises(ConfigError, match="command line: strategy: .*got 'dpp'"):
-        override_trainer(PlaitConfig(), strategy="dpp")
+        apply_overrides(PlaitConfig(), strategy="dpp")
 
 
 @pytest.mark.parametrize(

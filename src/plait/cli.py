@@ -152,13 +152,11 @@ def user_config(
 ) -> Any:
     """The --config file (or defaults), with --on-bad-row, --fusion, --preset and
     --time-limit applied and validated as in a config file."""
-    from plait.config import ComponentSpec, PlaitConfig, load_config, override_config, override_trainer
+    from plait.config import apply_overrides, as_config
 
-    cfg = load_config(path) if path else PlaitConfig()
-    if fusion is not None:
-        cfg.fusion = ComponentSpec(name=fusion)
-    cfg = override_trainer(cfg, time_limit=time_limit)
-    return override_config(cfg, on_bad_row=on_bad_row, preset=preset)
+    return apply_overrides(
+        as_config(path), fusion=fusion, time_limit=time_limit, on_bad_row=on_bad_row, preset=preset
+    )
 
 
 def check_writable(output: Path, overwrite: bool, run: Path | None, data: Any = None) -> None:
@@ -195,12 +193,12 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Train the reference model (image CNN + text GRU, concatenated) on easy-VQA."""
-    from plait.config import override_config, override_trainer, parse_config
+    from plait.config import apply_overrides, parse_config
     from plait.data.builtin import DEMO_CONFIG, easy_vqa
     from plait.train import fit
 
     # Validated before the data set is read.
-    cfg = override_config(override_trainer(parse_config(DEMO_CONFIG), epochs=epochs), seed=seed)
+    cfg = apply_overrides(parse_config(DEMO_CONFIG), epochs=epochs, seed=seed)
     err.print("easy-VQA: 64×64 shapes + questions → 13 answers (official train/test split)")
     predictor = fit(easy_vqa(), label="answer", config=cfg, out=out_dir, overwrite=True)
     metrics = json.loads((out_dir / "metrics.json").read_text())
@@ -272,11 +270,11 @@ def train(
 ) -> None:
     """Train a model on your own table (a file, or a folder / URL of Parquet shards, streamed)."""
     confine(data_root)
-    from plait.config import override_trainer
+    from plait.config import apply_overrides
     from plait.data.schema import parse_type_overrides
     from plait.train import fit
 
-    cfg = override_trainer(
+    cfg = apply_overrides(
         user_config(config, on_bad_row, fusion, preset, time_limit),
         accelerator=accelerator,
         devices=int(devices) if devices is not None and devices.isdigit() else devices,
@@ -286,9 +284,8 @@ def train(
         channels_last=channels_last or None,  # a flag only switches on; the config may too
         compile=compile_model or None,
         checkpoint_every_n_steps=checkpoint_every,
+        cache=False if no_cache else None,  # a flag only switches off; the config may too
     )
-    if no_cache:
-        cfg.cache = False
     predictor = fit(
         data,
         label=label,
@@ -426,7 +423,7 @@ def evaluate(
     """Print a run's metrics on a labelled table (and, with --robustness, how they degrade)."""
     confine(data_root)
     from plait.predictor import Predictor
-    from plait.runfolder import save_result
+    from plait.report import save_result
 
     predictor = Predictor.load(run, on_bad_row)
     if not robustness:
@@ -478,7 +475,7 @@ def explain(
     """Which inputs the model relies on: the metric with each one removed, permuted or alone."""
     confine(data_root)
     from plait.predictor import Predictor
-    from plait.runfolder import save_result
+    from plait.report import save_result
 
     predictor = Predictor.load(run, on_bad_row)
     if rows is not None:

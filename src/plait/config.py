@@ -315,26 +315,31 @@ def load_config(path: str | Path) -> PlaitConfig:
     return parse_config(data or {}, source=str(path))
 
 
-def override_trainer(cfg: PlaitConfig, source: str = "command line", **values: Any) -> PlaitConfig:
-    """`cfg` with the given trainer settings (those not None) replaced and validated."""
-    given = {k: v for k, v in values.items() if v is not None}
-    if not given:
-        return cfg
-    try:
-        trainer = TrainerConfig.model_validate({**cfg.trainer.model_dump(), **given})
-    except ValidationError as err:
-        raise ConfigError(f"{source}: {_one_line(err)}") from None
-    return cfg.model_copy(update={"trainer": trainer})
+def as_config(config: str | Path | dict[str, Any] | PlaitConfig | None) -> PlaitConfig:
+    """A config file, a mapping or a PlaitConfig (None: the defaults), validated."""
+    return load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
 
 
-def override_config(cfg: PlaitConfig, source: str = "command line", **values: Any) -> PlaitConfig:
-    """`cfg` with the given top-level settings (those not None: seed, on_bad_row, cache,
-    ...) replaced and validated as in a config file."""
-    given = {k: v for k, v in values.items() if v is not None}
+def apply_overrides(cfg: PlaitConfig, source: str = "command line", **flags: Any) -> PlaitConfig:
+    """`cfg` with every flag that is not None applied and validated as in a config file:
+    the one way every command (train, cv, benchmark, the demo, loading a run) changes a
+    config. Trainer settings (epochs, time_limit, devices, ...) go under `trainer:`, the
+    others (seed, preset, on_bad_row, cache, fusion: a name or a spec) at the top level;
+    an invalid one is a one-line ConfigError naming `source`."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    trainer_keys = set(TrainerConfig.model_fields)
+    unknown = sorted(set(given) - trainer_keys - set(PlaitConfig.model_fields))
+    if unknown:  # a caller's mistake, not the user's
+        raise TypeError(f"apply_overrides: unknown setting(s) {', '.join(unknown)}")
     if not given:
         return cfg
+    trainer = {k: v for k, v in given.items() if k in trainer_keys}
+    top = {k: v for k, v in given.items() if k not in trainer_keys}
     try:
-        return PlaitConfig.model_validate({**cfg.model_dump(), **given})
+        # The trainer alone first, so that its errors read `epochs: ...` as in `trainer:`.
+        if trainer:
+            top["trainer"] = TrainerConfig.model_validate({**cfg.trainer.model_dump(), **trainer})
+        return PlaitConfig.model_validate({**cfg.model_dump(), **top})
     except ValidationError as err:
         raise ConfigError(f"{source}: {_one_line(err)}") from None
 

@@ -12,7 +12,6 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,9 +26,7 @@ from plait.data.schema import check_columns
 from plait.data.table import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, read_table
 from plait.errors import ConfigError, DataError
 from plait.heads.contrastive import ContrastiveHead
-
-if TYPE_CHECKING:
-    from plait.predictor import Predictor
+from plait.inference import Run
 
 EMBEDDING_SUFFIXES = (".parquet", ".pq", ".npy")
 _META_KEY = b"plait.embeddings"
@@ -102,8 +99,8 @@ def is_embeddings_file(path: str | Path) -> bool:
     return _META_KEY in (pq.read_schema(path).metadata or {})
 
 
-def contrastive_head(predictor: Predictor) -> ContrastiveHead:
-    heads = [h for h in predictor.model.heads.values() if isinstance(h, ContrastiveHead)]
+def contrastive_head(run: Run) -> ContrastiveHead:
+    heads = [h for h in run.model.heads.values() if isinstance(h, ContrastiveHead)]
     if not heads:
         raise ConfigError("this run has no retrieval output; train one with --retrieval COL_A,COL_B")
     return heads[0]
@@ -115,39 +112,39 @@ def _check_tower(head: ContrastiveHead, column: str) -> None:
 
 
 @torch.inference_mode()
-def embed_frame(predictor: Predictor, frame: pd.DataFrame, column: str, base_dir: Path) -> np.ndarray:
+def embed_frame(run: Run, frame: pd.DataFrame, column: str, base_dir: Path) -> np.ndarray:
     """(N, dim) float32 unit vectors of `frame[column]`; NaN rows where the cell is empty."""
-    head = contrastive_head(predictor)
+    head = contrastive_head(run)
     _check_tower(head, column)
     check_columns(frame, [column], "input", needed=True)
-    on_bad = "error" if predictor.config.on_bad_row == "error" else "missing"
-    processors = {column: predictor.processors[column]}
+    on_bad = "error" if run.config.on_bad_row == "error" else "missing"
+    processors = {column: run.processors[column]}
     dataset = TableDataset.from_frame(frame, processors, base_dir=base_dir, on_bad_row=on_bad)
     if dataset.bad_rows:
         warnings.warn(
             f"{len(dataset.bad_rows)} unusable cell(s) in {column!r} left without embedding", stacklevel=3
         )
-    encoder = predictor.model.encoders[predictor.model.inputs[column]]
+    encoder = run.model.encoders[run.model.inputs[column]]
     parts = []
-    for batch in make_loader(dataset, predictor.config.trainer.eval_batch_size, shuffle=False):
+    for batch in make_loader(dataset, run.config.trainer.eval_batch_size, shuffle=False):
         z = head.embed(column, encoder(batch.inputs[column]).pooled)  # (B, dim)
         parts.append(torch.where(batch.present[column].unsqueeze(1), z, torch.nan))
     return torch.cat(parts).float().numpy()
 
 
 def embed(
-    predictor: Predictor, data: str | Path | pd.DataFrame, column: str, base_dir: str | Path | None = None
+    run: Run, data: str | Path | pd.DataFrame, column: str, base_dir: str | Path | None = None
 ) -> Embeddings:
     table = read_table(data, base_dir)
-    vectors = embed_frame(predictor, table.frame, column, table.base_dir)
-    ids = [c for c in predictor.config.id_columns if c in table.frame.columns and c != column]
+    vectors = embed_frame(run, table.frame, column, table.base_dir)
+    ids = [c for c in run.config.id_columns if c in table.frame.columns and c != column]
     rows = table.frame[ids + [column]].copy()
     rows.insert(0, "row", np.arange(len(rows)))
     return Embeddings(column, vectors, rows.reset_index(drop=True))
 
 
 def search(
-    predictor: Predictor,
+    run: Run,
     queries: str | list[str],
     index: str | Path | pd.DataFrame | Embeddings,
     top: int = 10,
@@ -161,14 +158,14 @@ def search(
     the id columns and the item."""
     if top < 1:
         raise ConfigError(f"--top must be at least 1, got {top}")
-    head = contrastive_head(predictor)
+    head = contrastive_head(run)
     queries = [queries] if isinstance(queries, str) else list(queries)
     if not queries:
         raise ConfigError("no query given")
     folder = Path(base_dir or ".")
-    query_column = query_column or _query_column(predictor, head, queries[0], folder)
-    items = _index(predictor, head, index, query_column, index_column, base_dir).distinct()
-    vectors = embed_frame(predictor, pd.DataFrame({query_column: queries}), query_column, folder.resolve())
+    query_column = query_column or _query_column(run, head, queries[0], folder)
+    items = _index(run, head, index, query_column, index_column, base_dir).distinct()
+    vectors = embed_frame(run, pd.DataFrame({query_column: queries}), query_column, folder.resolve())
     empty = [q for q, v in zip(queries, vectors, strict=True) if np.isnan(v).any()]
     if empty:
         raise DataError(f"query {empty[0]!r} is empty and cannot be embedded")
@@ -185,7 +182,7 @@ def search(
 
 
 def zero_shot(
-    predictor: Predictor,
+    run: Run,
     data: str | Path | pd.DataFrame,
     column: str,
     labels: list[str],
@@ -196,17 +193,17 @@ def zero_shot(
     """Classify `column`'s items among `labels` with no training: each label becomes
     a prompt (`template`), embedded by the text tower; the probabilities are a softmax
     over the items' similarities to the prompts at the learned temperature."""
-    head = contrastive_head(predictor)
+    head = contrastive_head(run)
     _check_tower(head, column)
     labels = list(dict.fromkeys(str(v).strip() for v in labels if str(v).strip()))
     if len(labels) < 2:
         raise ConfigError(f"zero-shot classification needs two or more labels, got {labels}")
     if "{label}" not in template:
         raise ConfigError(f"the template must contain {{label}}, got {template!r}")
-    text_column = text_column or _only(predictor, head, "text", exclude=column, option="--text-column")
+    text_column = text_column or _only(run, head, "text", exclude=column, option="--text-column")
     prompts = pd.DataFrame({text_column: [template.replace("{label}", v) for v in labels]})
-    prompt_vectors = embed_frame(predictor, prompts, text_column, Path(".").resolve())  # (C, dim)
-    items = embed(predictor, data, column, base_dir)
+    prompt_vectors = embed_frame(run, prompts, text_column, Path(".").resolve())  # (C, dim)
+    items = embed(run, data, column, base_dir)
     logits = torch.from_numpy(items.vectors @ prompt_vectors.T) * head.scale.detach()  # (N, C)
     probs = logits.softmax(1).numpy()
     result = items.rows.copy()
@@ -217,7 +214,7 @@ def zero_shot(
     return result
 
 
-def _query_column(predictor: Predictor, head: ContrastiveHead, query: str, folder: Path) -> str:
+def _query_column(run: Run, head: ContrastiveHead, query: str, folder: Path) -> str:
     """The tower a query belongs to: by its file type when it names a file, else text."""
     lower = query.strip().lower()
     modality = "text"
@@ -225,13 +222,11 @@ def _query_column(predictor: Predictor, head: ContrastiveHead, query: str, folde
         if not (folder / query.strip()).is_file():
             raise DataError(f"query file not found: {folder / query.strip()}")
         modality = "image" if lower.endswith(IMAGE_EXTENSIONS) else "audio"
-    return _only(predictor, head, modality, exclude=None, option="--query-column")
+    return _only(run, head, modality, exclude=None, option="--query-column")
 
 
-def _only(
-    predictor: Predictor, head: ContrastiveHead, modality: str, exclude: str | None, option: str
-) -> str:
-    types = {i.name: i.type for i in predictor.config.inputs}
+def _only(run: Run, head: ContrastiveHead, modality: str, exclude: str | None, option: str) -> str:
+    types = {i.name: i.type for i in run.config.inputs}
     found = [t for t in head.towers if types.get(t) == modality and t != exclude]
     if len(found) != 1:
         raise ConfigError(
@@ -241,7 +236,7 @@ def _only(
 
 
 def _index(
-    predictor: Predictor,
+    run: Run,
     head: ContrastiveHead,
     index: str | Path | pd.DataFrame | Embeddings,
     query_column: str,
@@ -258,7 +253,7 @@ def _index(
             if len(others) != 1:
                 raise ConfigError(f"pass --index-column (towers: {', '.join(head.towers)})")
             index_column = others[0]
-        return embed(predictor, index, index_column, base_dir)
+        return embed(run, index, index_column, base_dir)
     if index_column is not None and items.column != index_column:
         raise ConfigError(f"the index holds {items.column!r} embeddings, not {index_column!r}")
     _check_tower(head, items.column)

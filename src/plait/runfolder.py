@@ -29,7 +29,6 @@ from typing import Any
 
 import yaml
 
-from plait.atomic import atomic_write_text
 from plait.config import PlaitConfig, parse_config
 from plait.data.processors import (
     INPUT_PROCESSORS,
@@ -69,37 +68,6 @@ def staging(final: Path, overwrite: bool = False, inputs: Inputs | None = None) 
             os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def save_result(folder: Path, name: str, payload: dict[str, Any]) -> Path | None:
-    """Add an analysis (importance.json, robustness.json) to a finished run folder,
-    atomically, and rebuild its report. A read-only folder keeps its old state: the
-    caller already has the result, so that is a warning, not an error."""
-    import warnings
-
-    from plait.report import write_report
-
-    path = Path(folder) / name
-    try:
-        atomic_write_text(path, json.dumps(_plain(payload), indent=1))
-        write_report(Path(folder))
-    except OSError as err:
-        warnings.warn(f"could not save {name} in {folder}: {err}", stacklevel=2)
-        return None
-    return path
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready: NaN → null (strict JSON has no NaN), numpy scalars → Python numbers."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
 
 
 PACKAGES = (

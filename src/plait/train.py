@@ -27,15 +27,7 @@ from torch.utils.data import DataLoader
 
 from plait.budget import Budget, BudgetBar, format_seconds
 from plait.build import build_model, encoder_spec, head_spec, validate_components
-from plait.config import (
-    OutputConfig,
-    PlaitConfig,
-    TrainerConfig,
-    load_config,
-    override_config,
-    override_trainer,
-    parse_config,
-)
+from plait.config import OutputConfig, PlaitConfig, TrainerConfig, apply_overrides, as_config
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.fingerprint import fingerprint, media_columns
@@ -57,6 +49,7 @@ from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
+from plait.inference import outputs
 from plait.output_paths import check_output_folder, table_inputs
 from plait.predictor import Predictor
 from plait.report import save_training_report
@@ -108,12 +101,12 @@ def fit(
             trainer.time_limit covers importing torch too); default: now.
     """
     started = time.monotonic() if started is None else started  # a time limit covers the whole call
-    cfg = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
+    cfg = as_config(config)
     if retrieval:
         if any(o.name == "retrieval" for o in cfg.outputs):
             raise ConfigError("the config already has an output named 'retrieval'; drop --retrieval")
         cfg.outputs.append(OutputConfig(name="retrieval", type="retrieval", columns=list(retrieval)))
-    cfg = override_config(override_trainer(cfg, epochs=epochs), seed=seed)  # validated like the config
+    cfg = apply_overrides(cfg, epochs=epochs, seed=seed)  # validated like the config
     _quiet_lightning()
     rank = global_rank(cfg.trainer)  # 0 unless this is another process of a DDP run
     labels = [label] if isinstance(label, str) else list(label or [])
@@ -180,13 +173,13 @@ def fit(
         with staging(out_dir, overwrite, inputs) as tmp:
             predictor, metrics = _train(cfg, processors, targets, datasets, tmp, verbose, run)
             write_run(tmp, cfg, processors, targets, metrics, data_hash)
-            save_training_report(tmp, cfg, frame, datasets, predictor, shown_as=out_dir)  # never raises
+            save_training_report(tmp, cfg, frame, datasets, predictor.run, shown_as=out_dir)  # never raises
     except BaseException:
         if not (work / LAST).exists():  # failed before its first checkpoint: nothing to resume
             shutil.rmtree(work, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)  # only now: until the rename it is the way back
-    predictor.run_dir = out_dir
+    predictor.run.run_dir = out_dir
     return predictor
 
 
@@ -368,7 +361,7 @@ def _tune_thresholds(predictor: Predictor, val: TableDataset) -> dict[str, dict[
     multilabel = {t: p for t, p in predictor.targets.items() if isinstance(p, MultilabelTarget)}
     if not multilabel:
         return {}
-    preds, truth = predictor._outputs(val)
+    preds, truth = outputs(predictor.run, val)
     for t, proc in multilabel.items():
         proc.thresholds_ = tune_thresholds(preds[t], truth[t])
     return {t: dict(zip(p.classes_, p.thresholds_, strict=True)) for t, p in multilabel.items()}

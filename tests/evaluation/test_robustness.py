@@ -9,6 +9,7 @@ import pytest
 import plait
 from plait.errors import ConfigError
 from plait.evaluation.robustness import summarise
+from plait.inference import table_dataset
 from tests.conftest import make_table, tiny_config
 
 
@@ -47,7 +48,7 @@ def test_conditions_cover_every_input(runs):
     report = predictor.robustness(table, levels=[0.5, 1.0], baseline=plait.load(late))
     keys = sorted(predictor.processors)  # caption, image, tabular
     assert list(report.missing["condition"]) == [f"without {k}" for k in keys] + [f"only {k}" for k in keys]
-    _, dataset = predictor._dataset(table, with_targets=True, base_dir=None)
+    _, dataset = table_dataset(predictor.run, table, with_targets=True)
     without_image = report.missing.set_index("condition").loc["without image", "accuracy"]
     assert without_image == predictor.evaluate_dataset(dataset, drop={"image"})["accuracy"]
     assert report.clean == predictor.evaluate(table)["accuracy"]

@@ -135,13 +135,13 @@ def test_damaged_analysis_file_spoils_only_its_section(run_copy: Path, caplog: p
 
 def test_a_failing_report_never_costs_the_run(run_copy: Path, monkeypatch, caplog):
     (run_copy / "summary.json").unlink()
-    with caplog.at_level(logging.WARNING, "plait.report"):  # summary fails: predictor is not one
-        path = save_training_report(run_copy, None, pd.DataFrame(), {}, predictor=None)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, "plait.report"):  # summary fails: run is not one
+        path = save_training_report(run_copy, None, pd.DataFrame(), {}, run=None)  # type: ignore[arg-type]
     assert path is not None and "No data summary" in path.read_text()
     assert "could not summarise" in caplog.text
 
     monkeypatch.setattr("plait.report.write_page", _raise)
-    assert save_training_report(run_copy, None, pd.DataFrame(), {}, predictor=None) is None  # type: ignore[arg-type]
+    assert save_training_report(run_copy, None, pd.DataFrame(), {}, run=None) is None  # type: ignore[arg-type]
     assert "could not write report.html" in caplog.text
 
 

@@ -38,9 +38,6 @@ from plait.data.processors import InputProcessor, TargetProcessor
 from plait.errors import DataError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
-# Rows read (the first rows of shards visited in random order) to infer column types
-# and fit the input processors (vocabulary, normalisation statistics).
-SAMPLE_ROWS = 10_000
 PARTS = ("train", "val", "test")
 
 

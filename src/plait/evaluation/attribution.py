@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
@@ -27,14 +26,12 @@ from plait.data.fingerprint import media_columns
 from plait.data.processors import CategoryTarget, ImageProcessor
 from plait.data.table import read_table
 from plait.errors import ConfigError
+from plait.inference import Run
 from plait.output_paths import check_output_file, table_inputs
-
-if TYPE_CHECKING:
-    from plait.predictor import Predictor
 
 
 def explain_rows(
-    predictor: Predictor,
+    run: Run,
     data: str | Path | pd.DataFrame,
     rows: Sequence[int],
     output_dir: str | Path | None = None,
@@ -46,8 +43,8 @@ def explain_rows(
     score, and `contribution_<input>` per input. With `output_dir`, a saliency PNG per
     image input and row (listed in `saliency_<input>`); a PNG already there is replaced
     only with `overwrite`, and never one the table or the run reads."""
-    target = target or next(iter(predictor.targets))
-    proc = predictor.targets.get(target)
+    target = target or next(iter(run.targets))
+    proc = run.targets.get(target)
     if proc is None or proc.kind not in ("category", "binary", "numeric"):
         raise ConfigError(f"per-row explanations need a classification or regression target, not {target!r}")
     table = read_table(data, base_dir)
@@ -60,19 +57,17 @@ def explain_rows(
     if output_dir is not None:  # before any work
         if Path(output_dir).exists() and not Path(output_dir).is_dir():
             raise ConfigError(f"--output-dir {output_dir} is a file; name a folder for the PNGs")
-        inputs = table_inputs(data, table.frame, table.base_dir, media_columns(predictor.config))
-        if predictor.run_dir is not None:
-            inputs.add_folder(predictor.run_dir, "a file of the run folder")
-        for key in sorted(predictor.processors):
-            if predictor.processors[key].modality == "image":
+        inputs = table_inputs(data, table.frame, table.base_dir, media_columns(run.config))
+        if run.run_dir is not None:
+            inputs.add_folder(run.run_dir, "a file of the run folder")
+        for key in sorted(run.processors):
+            if run.processors[key].modality == "image":
                 for row in rows:
                     check_output_file(saliency_path(Path(output_dir), row, key), overwrite, inputs)
-    dataset = TableDataset.from_frame(
-        frame, predictor.processors, base_dir=table.base_dir, on_bad_row="missing"
-    )
+    dataset = TableDataset.from_frame(frame, run.processors, base_dir=table.base_dir, on_bad_row="missing")
     batch = dataset.__getitems__(list(range(len(frame))))
-    model = predictor.model.eval()
-    keys = sorted(predictor.processors)
+    model = run.model.eval()
+    keys = sorted(run.processors)
 
     with torch.inference_mode():
         clean = model.predict(batch.inputs, batch.present)[target]
@@ -90,13 +85,13 @@ def explain_rows(
         folder = Path(output_dir)
         folder.mkdir(parents=True, exist_ok=True)
         for key in keys:
-            processor = predictor.processors[key]
+            processor = run.processors[key]
             if processor.modality != "image":
                 continue
             if not isinstance(processor, ImageProcessor):
                 result[f"saliency_{key}"] = "none: the encoder reads cached features (set cache: false)"
                 continue
-            maps = saliency(predictor, batch.inputs, batch.present, key, target, chosen)
+            maps = saliency(run, batch.inputs, batch.present, key, target, chosen)
             paths = []
             for i, row in enumerate(rows):
                 if not bool(batch.present[key][i]):
@@ -116,7 +111,7 @@ def saliency_path(folder: Path, row: int, key: str) -> Path:
 
 
 def saliency(
-    predictor: Predictor,
+    run: Run,
     inputs: dict[str, Tensor],
     present: dict[str, Tensor],
     key: str,
@@ -126,7 +121,7 @@ def saliency(
     """(B, H, W) absolute gradient of each row's predicted score w.r.t. image `key`."""
     from captum.attr import Saliency  # imported here: only explanations need it
 
-    model = predictor.model
+    model = run.model
 
     def forward(image: Tensor) -> Tensor:
         return model.predict({**inputs, key: image}, present)[target]  # (B, C) or (B,)

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from plait.config import ComponentSpec, PlaitConfig, load_config, override_trainer, parse_config
+from plait.config import ComponentSpec, PlaitConfig, apply_overrides, as_config
 from plait.data.datamodule import split_frame
 from plait.data.fingerprint import media_columns
 from plait.data.prepare import split_group
@@ -31,6 +31,7 @@ from plait.data.table import Table, read_table
 from plait.errors import ConfigError
 from plait.evaluation.metrics import PRIMARY_METRIC
 from plait.fusion import FUSIONS
+from plait.inference import table_dataset
 from plait.output_paths import table_inputs
 from plait.report.benchmark import save_benchmark_report
 from plait.runfolder import staging
@@ -58,8 +59,7 @@ def benchmark(
         FUSIONS.get(name)  # unknown names fail before any training
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    base = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
-    base = override_trainer(base, epochs=epochs)  # validated before any work
+    base = apply_overrides(as_config(config), epochs=epochs)  # validated before any work
     table = read_table(data, base_dir)
     resolved = resolve_config(table.frame, base, [label], types)
     variants = {f: resolved.model_copy(update={"fusion": ComponentSpec(name=f)}, deep=True) for f in fusions}
@@ -79,11 +79,11 @@ def benchmark(
                 if verbose:
                     print(f"{name} (seed {seed})", flush=True)
                 run = tmp / "runs" / f"{name.replace(' ', '_')}-seed{seed}"
-                cfg.seed = seed
+                seeded = apply_overrides(cfg, seed=seed)
                 # A fresh process per run, so its peak memory is its own (and a crash in
                 # one method cannot take the others down with it).
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                    job = pool.submit(_train_and_measure, name, seed, table, label, cfg, metric, run)
+                    job = pool.submit(_train_and_measure, name, seed, table, label, seeded, metric, run)
                     rows.append(job.result())
         runs = pd.DataFrame(rows)
         summary = summarise(runs, metric)
@@ -119,7 +119,7 @@ def _measure(
         table.frame, trained.split_column, trained.trainer.val_fraction, trained.seed, split_group(trained)
     )
     held = test if len(test) else val
-    _, dataset = predictor._dataset(held, with_targets=True, base_dir=table.base_dir)
+    _, dataset = table_dataset(predictor.run, held, with_targets=True, base_dir=table.base_dir)
     start = time.perf_counter()
     scores = predictor.evaluate_dataset(dataset)
     latency_ms = 1000 * (time.perf_counter() - start) / len(dataset)

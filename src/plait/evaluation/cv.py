@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from plait.config import PlaitConfig, load_config, override_config, override_trainer, parse_config
+from plait.config import PlaitConfig, apply_overrides, as_config
 from plait.data.fingerprint import media_columns
 from plait.data.schema import resolve_config
 from plait.data.table import read_table
@@ -49,8 +49,7 @@ def cross_validate(
     {"folds": [...per-fold test metrics], "mean": {...}, "std": {...}}."""
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2, got {folds}")
-    cfg = load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
-    cfg = override_config(override_trainer(cfg, epochs=epochs), seed=seed)  # before any work
+    cfg = apply_overrides(as_config(config), epochs=epochs, seed=seed)  # before any work
     table = read_table(data, base_dir)
     if len(table.frame) < folds:
         raise ConfigError(f"cannot make {folds} folds from {len(table.frame)} rows")

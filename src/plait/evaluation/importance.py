@@ -21,7 +21,6 @@ import copy
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,9 +33,7 @@ from plait.data.processors import CategoryTarget, Encoded, MultilabelTarget, Tab
 from plait.errors import ConfigError
 from plait.evaluation.metrics import TaskMetrics
 from plait.evaluation.robustness import ROBUSTNESS_METRIC
-
-if TYPE_CHECKING:
-    from plait.predictor import Predictor
+from plait.inference import Run, outputs, table_dataset
 
 METHODS = ("remove", "permute", "only")
 # A modality "carries almost all the signal" when removing it costs this share of the
@@ -78,13 +75,13 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
-def modality_of(predictor: Predictor, key: str) -> str:
-    processor = predictor.processors[key]
+def modality_of(run: Run, key: str) -> str:
+    processor = run.processors[key]
     return "tabular" if isinstance(processor, TabularProcessor) else processor.modality
 
 
 def explain(
-    predictor: Predictor,
+    run: Run,
     data: str | Path | pd.DataFrame,
     bootstrap: int = 200,
     seed: int = 0,
@@ -95,10 +92,10 @@ def explain(
     """Importance of each input and modality for `target` (default: the first).
     `benchmark`: a `plait benchmark` output folder; its single-input models are
     compared with the fused one for the shortcut warnings."""
-    target = target or next(iter(predictor.targets))
-    if target not in predictor.targets:
-        raise ConfigError(f"unknown target {target!r}; targets: {', '.join(predictor.targets)}")
-    proc = predictor.targets[target]
+    target = target or next(iter(run.targets))
+    if target not in run.targets:
+        raise ConfigError(f"unknown target {target!r}; targets: {', '.join(run.targets)}")
+    proc = run.targets[target]
     if proc.kind not in ("category", "binary", "numeric", "multilabel"):
         raise ConfigError(
             f"explain measures classification, regression and multi-label targets; {target!r} is "
@@ -108,37 +105,35 @@ def explain(
         raise ConfigError(f"--bootstrap must be 0 or more, got {bootstrap}")
     check_seed(seed)
     metric = ROBUSTNESS_METRIC[proc.kind]
-    _, dataset = predictor._dataset(data, with_targets=True, base_dir=base_dir)
+    _, dataset = table_dataset(run, data, with_targets=True, base_dir=base_dir)
     if len(dataset) < 2:
         raise ConfigError(f"explain needs at least 2 labelled rows, got {len(dataset)}")
-    keys = sorted(predictor.processors)
+    keys = sorted(run.processors)
     groups: dict[str, list[str]] = {}
     for key in keys:
-        groups.setdefault(modality_of(predictor, key), []).append(key)
+        groups.setdefault(modality_of(run, key), []).append(key)
 
     rng = np.random.default_rng(seed)
     samples = [rng.integers(0, len(dataset), len(dataset)) for _ in range(bootstrap)]
     perm = torch.from_numpy(rng.permutation(len(dataset)))
-    clean_preds, truth = _predict(predictor, dataset, target)
-    score = _Scorer(predictor, target, metric, samples, clean_preds, truth)
+    clean_preds, truth = _predict(run, dataset, target)
+    score = _Scorer(run, target, metric, samples, clean_preds, truth)
 
     def conditions(members: list[str]) -> dict[str, Tensor]:
         others = [k for k in keys if k not in members]
         found = {
-            "remove": _predict(predictor, dataset, target, drop=members)[0],
-            "permute": _predict(predictor, _permuted(dataset, members, perm), target)[0],
+            "remove": _predict(run, dataset, target, drop=members)[0],
+            "permute": _predict(run, _permuted(dataset, members, perm), target)[0],
         }
         if others:
-            found["only"] = _predict(predictor, dataset, target, drop=others)[0]
+            found["only"] = _predict(run, dataset, target, drop=others)[0]
         return found
 
     input_rows, modality_rows, class_rows = [], [], []
     for key in keys:
         for method, preds in conditions([key]).items():
             found = score.drop(preds)
-            input_rows.append(
-                {"input": key, "modality": modality_of(predictor, key), "method": method, **found}
-            )
+            input_rows.append({"input": key, "modality": modality_of(run, key), "method": method, **found})
             if isinstance(proc, CategoryTarget) and method != "only":
                 class_rows += _per_class(proc, clean_preds, preds, truth, key, method)
     for modality, members in groups.items():
@@ -157,7 +152,7 @@ def explain(
     result = Importance(target, metric, score.clean, len(dataset), bootstrap, inputs, modalities, per_class)
     result.warnings = shortcut_warnings(result)
     if benchmark is not None:
-        result.warnings += benchmark_notes(Path(benchmark), predictor.config.fusion.name)
+        result.warnings += benchmark_notes(Path(benchmark), run.config.fusion.name)
     return result
 
 
@@ -167,14 +162,14 @@ class _Scorer:
 
     def __init__(
         self,
-        predictor: Predictor,
+        run: Run,
         target: str,
         metric: str,
         samples: list[np.ndarray],
         clean: Tensor,
         truth: Tensor,
     ) -> None:
-        proc = predictor.targets[target]
+        proc = run.targets[target]
         self.kind, self.classes, self.metric = proc.kind, proc.num_classes, metric
         self.thresholds = proc.thresholds_ if isinstance(proc, MultilabelTarget) else None
         self.samples = [torch.from_numpy(s) for s in samples]
@@ -202,9 +197,9 @@ class _Scorer:
 
 
 def _predict(
-    predictor: Predictor, dataset: TableDataset, target: str, drop: Collection[str] = ()
+    run: Run, dataset: TableDataset, target: str, drop: Collection[str] = ()
 ) -> tuple[Tensor, Tensor]:
-    preds, truth = predictor._outputs(dataset, drop)
+    preds, truth = outputs(run, dataset, drop)
     return preds[target], truth[target]
 
 

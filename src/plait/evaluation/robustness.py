@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,9 +32,7 @@ from plait.data.dataset import TableDataset
 from plait.data.processors import Encoded, InputProcessor, TabularProcessor
 from plait.errors import ConfigError
 from plait.evaluation.corruptions import CORRUPTIONS, Corruption
-
-if TYPE_CHECKING:
-    from plait.predictor import Predictor
+from plait.inference import Run, evaluate_dataset, table_dataset
 
 ROBUSTNESS_METRIC = {
     "category": "accuracy",
@@ -66,42 +63,42 @@ class Robustness:
         }
 
 
-def robustness_metric(predictor: Predictor) -> str:
-    target, proc = next(iter(predictor.targets.items()))
+def robustness_metric(run: Run) -> str:
+    target, proc = next(iter(run.targets.items()))
     name = ROBUSTNESS_METRIC[proc.kind]
-    return name if len(predictor.targets) == 1 else f"{target}/{name}"
+    return name if len(run.targets) == 1 else f"{target}/{name}"
 
 
 def evaluate_robustness(
-    predictor: Predictor,
+    run: Run,
     data: str | Path | pd.DataFrame,
     levels: Sequence[float] = DEFAULT_LEVELS,
     seed: int = 0,
-    baseline: Predictor | None = None,
+    baseline: Run | None = None,
     base_dir: str | Path | None = None,
 ) -> Robustness:
     levels = sorted(float(v) for v in levels)
     if not levels or not all(0 < v <= 1 for v in levels):  # NaN fails too
         raise ConfigError(f"noise levels must lie in (0, 1], got {levels}")
     check_seed(seed)
-    metric = robustness_metric(predictor)
-    frame, clean = predictor._dataset(data, with_targets=True, base_dir=base_dir)
-    clean_score = predictor.evaluate_dataset(clean)[metric]
-    missing = _missing_conditions(predictor, clean, metric)
-    noise = _noise_curves(predictor, frame, clean, metric, clean_score, levels, seed)
+    metric = robustness_metric(run)
+    frame, clean = table_dataset(run, data, with_targets=True, base_dir=base_dir)
+    clean_score = evaluate_dataset(run, clean)[metric]
+    missing = _missing_conditions(run, clean, metric)
+    noise = _noise_curves(run, frame, clean, metric, clean_score, levels, seed)
     base_noise = None
     if baseline is not None:
         base_metric = robustness_metric(baseline)
-        base_frame, base_clean = baseline._dataset(data, with_targets=True, base_dir=base_dir)
-        base_score = baseline.evaluate_dataset(base_clean)[base_metric]
+        base_frame, base_clean = table_dataset(baseline, data, with_targets=True, base_dir=base_dir)
+        base_score = evaluate_dataset(baseline, base_clean)[base_metric]
         base_noise = _noise_curves(baseline, base_frame, base_clean, base_metric, base_score, levels, seed)
         base_noise = base_noise.rename(columns={base_metric: metric})
     summary = summarise(noise, metric, base_noise)
     return Robustness(metric, clean_score, missing, noise, summary)
 
 
-def _missing_conditions(predictor: Predictor, clean: TableDataset, metric: str) -> pd.DataFrame:
-    keys = sorted(predictor.processors)
+def _missing_conditions(run: Run, clean: TableDataset, metric: str) -> pd.DataFrame:
+    keys = sorted(run.processors)
     conditions: dict[frozenset[str], str] = {}
     if len(keys) > 1:
         for key in keys:
@@ -112,7 +109,7 @@ def _missing_conditions(predictor: Predictor, clean: TableDataset, metric: str) 
         {
             "condition": name,
             "dropped": ", ".join(sorted(drop)),
-            metric: predictor.evaluate_dataset(clean, drop)[metric],
+            metric: evaluate_dataset(run, clean, drop)[metric],
         }
         for drop, name in conditions.items()
     ]
@@ -154,7 +151,7 @@ def _corrupted_column(
 
 
 def _noise_curves(
-    predictor: Predictor,
+    run: Run,
     frame: pd.DataFrame,
     clean: TableDataset,
     metric: str,
@@ -162,9 +159,9 @@ def _noise_curves(
     levels: list[float],
     seed: int,
 ) -> pd.DataFrame:
-    on_bad = "missing" if predictor.config.on_bad_row == "error" else predictor.config.on_bad_row
+    on_bad = "missing" if run.config.on_bad_row == "error" else run.config.on_bad_row
     rows = []
-    for k, (key, processor) in enumerate(sorted(predictor.processors.items())):
+    for k, (key, processor) in enumerate(sorted(run.processors.items())):
         for c, (corruption, columns) in enumerate(_column_corruptions(key, processor)):
             rows.append({"input": key, "corruption": corruption.name, "level": 0.0, metric: clean_score})
             for level in levels:
@@ -178,7 +175,7 @@ def _noise_curves(
                     skip_bad_rows=clean.skip,
                     target_texts=clean.target_texts,
                 )
-                score = predictor.evaluate_dataset(dataset)[metric]
+                score = evaluate_dataset(run, dataset)[metric]
                 rows.append({"input": key, "corruption": corruption.name, "level": level, metric: score})
     return pd.DataFrame(rows, columns=["input", "corruption", "level", metric])
 

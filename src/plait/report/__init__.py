@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from plait.atomic import atomic_write_text
 from plait.errors import RunFolderError
 from plait.report.benchmark import save_benchmark_report, write_benchmark_report
 from plait.report.html import note, page, text, write_page
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
     from plait.config import PlaitConfig
     from plait.data.dataset import TableDataset
-    from plait.predictor import Predictor
+    from plait.inference import Run
 
 __all__ = [
     "REPORT_NAME",
@@ -102,7 +105,7 @@ def save_training_report(
     cfg: PlaitConfig,
     frame: pd.DataFrame,
     datasets: dict[str, TableDataset],
-    predictor: Predictor,
+    run: Run,
     shown_as: str | Path | None = None,
 ) -> Path | None:
     """At the end of training: summary.json, then report.html. A failure here is logged
@@ -110,7 +113,7 @@ def save_training_report(
     from plait.report.summary import write_summary  # needs torch; `plait report` does not
 
     try:
-        write_summary(folder, cfg, frame, datasets, predictor)
+        write_summary(folder, cfg, frame, datasets, run)
     except Exception as error:  # the run matters more than its summary
         log.warning("could not summarise the run for its report (%s: %s)", type(error).__name__, error)
     try:
@@ -144,3 +147,30 @@ def _guarded(title: str, build: Callable[[], str]) -> str:
     except Exception as error:  # one bad file must not sink the whole page
         log.warning("report section %r failed (%s: %s)", title, type(error).__name__, error)
         return note(f"This section could not be drawn: {text(type(error).__name__)}: {text(error)}", "error")
+
+
+def save_result(folder: Path, name: str, payload: dict[str, Any]) -> Path | None:
+    """Add an analysis (importance.json, robustness.json) to a finished run folder,
+    atomically, and rebuild its report. A read-only folder keeps its old state: the
+    caller already has the result, so that is a warning, not an error."""
+    path = Path(folder) / name
+    try:
+        atomic_write_text(path, json.dumps(_plain(payload), indent=1))
+        write_report(Path(folder))
+    except OSError as err:
+        warnings.warn(f"could not save {name} in {folder}: {err}", stacklevel=2)
+        return None
+    return path
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: NaN → null (strict JSON has no NaN), numpy scalars → Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value

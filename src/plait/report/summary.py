@@ -24,12 +24,13 @@ from plait.config import PlaitConfig
 from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.processors import TargetProcessor
 from plait.data.streaming import StreamingDataset
+from plait.inference import Run, outputs
 from plait.report.details import target_details
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from plait.predictor import Predictor
+    from plait.inference import Run
 
 SUMMARY_NAME = "summary.json"
 HISTOGRAM_BINS = 20
@@ -41,25 +42,25 @@ def write_summary(
     cfg: PlaitConfig,
     frame: pd.DataFrame,
     datasets: dict[str, TableDataset],
-    predictor: Predictor,
+    run: Run,
 ) -> dict[str, Any]:
-    summary = build_summary(cfg, frame, datasets, predictor)
+    summary = build_summary(cfg, frame, datasets, run)
     atomic_write_text(folder / SUMMARY_NAME, json.dumps(summary, indent=1))
     return summary
 
 
 def build_summary(
-    cfg: PlaitConfig, frame: pd.DataFrame, datasets: dict[str, TableDataset], predictor: Predictor
+    cfg: PlaitConfig, frame: pd.DataFrame, datasets: dict[str, TableDataset], run: Run
 ) -> dict[str, Any]:
     held = "test" if "test" in datasets else "val"
     labels = {}
-    for t, proc in predictor.targets.items():
+    for t, proc in run.targets.items():
         if proc.kind in DETAILED:
             labels[t] = label_distribution(proc, {k: _kept(ds, t) for k, ds in datasets.items()})
     evaluation: dict[str, Any] = {}
-    if any(p.kind in DETAILED for p in predictor.targets.values()):
-        preds, truth = predictor._outputs(datasets[held])
-        for t, proc in predictor.targets.items():
+    if any(p.kind in DETAILED for p in run.targets.values()):
+        preds, truth = outputs(run, datasets[held])
+        for t, proc in run.targets.items():
             if proc.kind in DETAILED:
                 evaluation[t] = target_details(proc, preds[t], truth[t])
     # A streamed table's `frame` is its sample: the columns' summary (missing rates)

@@ -114,9 +114,7 @@ class FeatureProcessor(InputProcessor):
 
     def _base_processor(self) -> InputProcessor:
         if self._base is None:
-            from plait.data.processors import INPUT_PROCESSORS
-
-            self._base = INPUT_PROCESSORS[self.base["kind"]].create(self.base.get("params", {}), "features")
+            self._base = _base_kind(self.base["kind"]).create(self.base.get("params", {}), "features")
         self._base.base_dir = self.base_dir
         self._base.perturb = self.perturb
         return self._base
@@ -217,8 +215,24 @@ class FeatureProcessor(InputProcessor):
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FeatureProcessor:
-        from plait.data.processors import INPUT_PROCESSORS
-
         obj = super().from_state(state)
-        obj._base = INPUT_PROCESSORS[state["base"]["kind"]].from_state(state["base"])
+        obj._base = _base_kind(state["base"]["kind"]).from_state(state["base"])
         return obj
+
+
+def _base_kind(kind: str) -> type[InputProcessor]:
+    """The processor that decodes a cached encoder's raw input (named here rather than
+    taken from plait.data.processors, which imports this module)."""
+    from plait.data.processors.audio import AudioProcessor  # lazily: audio pulls in librosa
+    from plait.data.processors.image import ImageProcessor
+
+    kinds: dict[str, type[InputProcessor]] = {
+        "image": ImageProcessor,
+        "audio": AudioProcessor,
+        "hf_text": HFTextProcessor,
+    }
+    if kind not in kinds:
+        raise ValueError(
+            f"cached features cannot wrap a {kind!r} processor; expected one of {', '.join(kinds)}"
+        )
+    return kinds[kind]
