@@ -82,7 +82,9 @@ def test_apply_overrides_routes_each_flag_and_validates_once():
     assert (cfg.trainer.epochs, cfg.trainer.time_limit, cfg.seed) == (5, 120.0, 3)
     assert (cfg.fusion.name, cfg.preset, cfg.cache) == ("gated", "fast", True)  # None leaves a setting alone
     assert apply_overrides(base) is base
-    with pytest.raises(ConfigError, match=r"^--flags: epochs: Input should be greater than or equal to 1, got 0$"):
+    with pytest.raises(
+        ConfigError, match=r"^--flags: epochs: Input should be greater than or equal to 1, got 0$"
+    ):
         apply_overrides(base, "--flags", epochs=0)
     with pytest.raises(ConfigError, match="preset: Input should be 'fast', 'medium' or 'best'"):
         apply_overrides(base, preset="huge")

@@ -190,13 +190,12 @@ def test_components_are_named_in_full_in_the_saved_config(frame, monkeypatch):
     assert encoders(cfg)["image"] == "cnn" and cfg.encoders["image"].name == "cnn"
 
 
-def test_augmentation_in_the_config_wins_over_cached_features(frame, monkeypatch):
+def test_image_preprocessing_a_backbone_cannot_take_keeps_the_from_scratch_encoder(frame, monkeypatch):
     monkeypatch.setattr(plait.presets, "missing_pretrained", lambda: ())
     config = parse_config(
         {"inputs": [{"name": "image", "preprocessing": {"horizontal_flip": True}}, {"name": "caption"}]}
     )
     cfg = resolve_config(frame, config, ["colour"])
-    assert encoders(cfg) == {
-        "image": "cnn",
-        "caption": "minilm",
-    }  # a cached feature cannot be flipped per epoch
+    assert encoders(cfg) == {"image": "cnn", "caption": "minilm"}  # no flipping a cached feature
+    grey = parse_config({"inputs": [{"name": "image", "preprocessing": {"grayscale": True}}]})
+    assert encoders(resolve_config(frame, grey, ["colour"])) == {"image": "cnn"}  # ImageNet wants 3 channels

