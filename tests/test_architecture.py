@@ -90,3 +90,12 @@ def test_no_module_uses_another_objects_private_names():
                 continue  # its own (obj: the instance a classmethod builds)
             found.add((path.relative_to(SRC).as_posix(), ast.unparse(node)))
     assert found == ALLOWED_PRIVATE
+
+
+def test_no_module_imports_another_modules_private_names():
+    found = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("plait"):
+                found += [(path.name, a.name) for a in node.names if a.name.startswith("_")]
+    assert found == []

@@ -141,33 +141,30 @@ def test_a_run_that_generates_text_keeps_more_back_for_its_final_decoding():
     assert text == pytest.approx(100 * (1 - TEXT_RESERVE_SHARE) - RESERVE_SECONDS, abs=0.5)
 
 
+def fit_a_minute_with(tmp_path: Path, rows: int, spent: float) -> None:
+    """Train under a 60 s limit of which `spent` seconds are already gone."""
+    make_table(tmp_path, rows=rows).to_csv(tmp_path / "t.csv", index=False)
+    started = time.monotonic() - spent
+    fit(
+        tmp_path / "t.csv",
+        label="colour",
+        config=timed_config(60),
+        out=tmp_path / "run",
+        verbose=False,
+        started=started,
+    )
+
+
 def test_a_budget_used_up_before_training_says_so(tmp_path: Path):
-    make_table(tmp_path, rows=20).to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(ConfigError, match=r"--time-limit 1m was used up before training started"):
-        fit(
-            tmp_path / "t.csv",
-            label="colour",
-            config=timed_config(60),
-            out=tmp_path / "run",
-            verbose=False,
-            started=time.monotonic() - 100,
-        )
+        fit_a_minute_with(tmp_path, rows=20, spent=100)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_budget_too_short_for_one_pass_gives_the_minimum(tmp_path: Path, monkeypatch):
-    slow_steps(monkeypatch, 2.0)
-    make_table(tmp_path, rows=40).to_csv(tmp_path / "t.csv", index=False)  # 4 steps a pass: 8 s
+    slow_steps(monkeypatch, 2.0)  # 40 rows: 4 steps a pass, 8 s
     with pytest.raises(ConfigError, match=r"is too short to finish one pass over the data .* give at least"):
-        # 60 s of budget, 52 of them already spent: about 4 s to train, after a 4 s reserve.
-        fit(
-            tmp_path / "t.csv",
-            label="colour",
-            config=timed_config(60),
-            out=tmp_path / "run",
-            verbose=False,
-            started=time.monotonic() - 52,
-        )
+        fit_a_minute_with(tmp_path, rows=40, spent=52)  # about 4 s to train, after a 4 s reserve
     assert not (tmp_path / "run").exists()
 
 

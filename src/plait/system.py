@@ -11,7 +11,7 @@ from torch import Tensor
 from plait.config import TrainerConfig
 from plait.data.collate import Batch
 from plait.evaluation.metrics import TaskMetrics
-from plait.evaluation.retrieval import RetrievalMetrics
+from plait.evaluation.retrieval import KS, RetrievalMetrics
 from plait.fusion.base import FusedOutput
 from plait.model import MultimodalModel
 
@@ -122,7 +122,7 @@ class MultimodalSystem(L.LightningModule):
             prefix = "val_" if len(self.val_metrics) == 1 else f"val_{t}/"
             values = metrics.compute()
             if isinstance(metrics, RetrievalMetrics):
-                values["rsum"] = sum(values[f"recall@{k}"] for k in (1, 5, 10))
+                values["rsum"] = sum(values[f"recall@{k}"] for k in KS)
             for name, value in values.items():
                 shown = name in ("accuracy", "rmse", "recall@1")
                 self.log(prefix + name, value, prog_bar=shown, sync_dist=True)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from plait.data.processors.base import is_empty
-from plait.data.processors.targets import TargetProcessor, _natural_key, check_no_missing
+from plait.data.processors.targets import TargetProcessor, check_no_missing, natural_key
 from plait.errors import ConfigError, DataError
 
 
@@ -41,7 +41,7 @@ class MultilabelTarget(TargetProcessor):
             )
         check_no_missing(values, column)
         sets = self.parse(values, column)
-        classes = sorted({label for labels in sets for label in labels}, key=_natural_key)
+        classes = sorted({label for labels in sets for label in labels}, key=natural_key)
         if len(classes) < 2:
             found = repr(classes[0]) if classes else "none"
             raise DataError(
@@ -126,7 +126,7 @@ def _clean(labels: Sequence[Any] | np.ndarray) -> list[str]:
         key = str(int(label)) if isinstance(label, float) and label.is_integer() else str(label).strip()
         if key:
             keys.add(key)
-    return sorted(keys, key=_natural_key)
+    return sorted(keys, key=natural_key)
 
 
 def _short(value: Any) -> str:

