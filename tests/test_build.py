@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from plait.build import build_model, validate_components
+from plait.build import build_model
 from plait.config import parse_config
 from plait.data.prepare import fit_processors
 from plait.data.schema import resolve_config
@@ -72,11 +72,10 @@ def test_missing_rows_do_not_depend_on_their_placeholder(tmp_path: Path, fusion:
         ({"outputs": [{"name": "colour", "head": "regression"}]}, "head 'regression' does not take category"),
     ],
 )
-def test_component_errors(tmp_path: Path, change: dict, match: str):
+def test_component_errors_stop_resolution(tmp_path: Path, change: dict, match: str):
     frame = make_table(tmp_path, rows=10)
-    cfg = resolve_config(frame, parse_config({**tiny_config(), **change}), ["colour"])
-    with pytest.raises(ConfigError, match=match):
-        validate_components(cfg)
+    with pytest.raises(ConfigError, match=match):  # checked once, where the config is resolved
+        resolve_config(frame, parse_config({**tiny_config(), **change}), ["colour"])
 
 
 def two_text_columns(tmp_path: Path, **config_extra):
@@ -188,7 +187,5 @@ def test_late_fusion_refuses_a_text_decoder(tmp_path: Path):
     frame = make_table(tmp_path, rows=12, missing=False)
     frame["words"] = [f"a {c} one" for c in frame["colour"]]
     config = parse_config({**tiny_config(), "fusion": "late", "outputs": [{"name": "words", "type": "text"}]})
-    cfg = resolve_config(frame, config, ["words"])
-    procs, targets = fit_processors(cfg, frame, tmp_path)
     with pytest.raises(ConfigError, match="late fusion cannot combine decoder heads"):
-        build_model(cfg, procs, targets)
+        resolve_config(frame, config, ["words"])

@@ -11,11 +11,11 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yam
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_config_is_valid(path: Path):
-    from plait.build import validate_components
+    from plait.data.schema import resolved
 
     config = load_config(path)
     assert config.inputs and config.outputs
-    validate_components(config)  # every encoder, head and parameter exists
+    resolved(config)  # every column typed; every encoder, head and parameter exists
 
 
 def test_there_are_examples():

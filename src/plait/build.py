@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from plait.config import DEFAULT_ENCODERS, DEFAULT_HEADS, ComponentSpec, InputConfig, PlaitConfig
+from plait.config import ComponentSpec, ResolvedConfig, ResolvedInput, input_units, is_tabular_group
 from plait.data.processors import InputProcessor, TargetProcessor
-from plait.data.schema import input_units, is_tabular_group
-from plait.encoders import ENCODERS
+from plait.encoders import ENCODERS, Encoder
 from plait.errors import ConfigError
 from plait.fusion import FUSIONS
 from plait.fusion.late import LateFusion
 from plait.heads import HEADS, Head
 from plait.model import MultimodalModel
 from plait.registry import Registry
-
-
-def encoder_spec(type_: str, spec: ComponentSpec | None) -> ComponentSpec:
-    return spec or ComponentSpec(name=DEFAULT_ENCODERS[type_])
-
-
-def head_spec(type_: str, spec: ComponentSpec | None) -> ComponentSpec:
-    return spec or ComponentSpec(name=DEFAULT_HEADS[type_])
 
 
 def _check_type(registry: Registry, spec: ComponentSpec, type_: str, column: str) -> None:
@@ -37,9 +28,9 @@ def _data_params(registry: Registry, name: str, available: dict) -> dict:
     return {k: v for k, v in available.items() if k in wanted}
 
 
-def _unit_type(key: str, members: list[InputConfig]) -> str:
+def _unit_type(key: str, members: list[ResolvedInput]) -> str:
     """The type an input's encoder must take: a tabular group is "tabular"."""
-    return "tabular" if is_tabular_group(key, members) else members[0].type  # type: ignore[return-value]
+    return "tabular" if is_tabular_group(key, members) else members[0].type
 
 
 def _build_head(spec: ComponentSpec, in_dim: int, target_kwargs: dict) -> Head:
@@ -47,17 +38,18 @@ def _build_head(spec: ComponentSpec, in_dim: int, target_kwargs: dict) -> Head:
     return HEADS.build(spec.name, spec.params, **_data_params(HEADS, spec.name, available))
 
 
-def validate_components(config: PlaitConfig) -> None:
-    """Fail fast (before any data is read) on unknown names or mismatched types."""
+def validate_components(config: ResolvedConfig) -> None:
+    """Fail fast, before any data is transformed, on unknown names, parameters or
+    mismatched types. Called once, where a config is resolved (plait.data.schema.resolved,
+    for training and for a loaded run); build_model then trusts what it is given."""
     for key, members in input_units(config).items():
         type_ = _unit_type(key, members)
-        spec = encoder_spec(type_, members[0].encoder)
+        spec = members[0].encoder
         _check_type(ENCODERS, spec, type_, key)
         ENCODERS.check_params(spec.name, spec.params)
     FUSIONS.check_params(config.fusion.name, config.fusion.params)
     for out in config.outputs:
-        assert out.type is not None
-        spec = head_spec(out.type, out.head)
+        spec = out.head
         _check_type(HEADS, spec, out.type, out.name)
         HEADS.check_params(spec.name, spec.params)
         if config.fusion.name == "late" and HEADS.get(spec.name).builder.wants_tokens:
@@ -65,24 +57,25 @@ def validate_components(config: PlaitConfig) -> None:
 
 
 def build_model(
-    config: PlaitConfig,
+    config: ResolvedConfig,
     processors: dict[str, InputProcessor],
     target_processors: dict[str, TargetProcessor],
 ) -> MultimodalModel:
-    validate_components(config)
-    encoders, inputs, in_dims = {}, {}, {}
+    encoders: dict[str, Encoder] = {}  # group → its encoder
+    inputs: dict[str, str] = {}  # input key → its group
+    in_dims: dict[str, int] = {}
     for key, members in input_units(config).items():
         group = members[0].group
         if group not in encoders:  # built once per group: its columns share the weights
-            spec = encoder_spec(_unit_type(key, members), members[0].encoder)
+            spec = members[0].encoder
             data = _data_params(ENCODERS, spec.name, processors[key].encoder_kwargs())
             encoders[group] = ENCODERS.build(spec.name, spec.params, **data)
         inputs[key] = group
         in_dims[key] = encoders[group].out_dim
     fusion = FUSIONS.build(config.fusion.name, config.fusion.params, in_dims=in_dims)
-    heads = {}
+    heads: dict[str, Head] = {}
     for out in config.outputs:
-        spec = head_spec(out.type, out.head)  # type: ignore[arg-type]
+        spec = out.head
         kwargs = target_processors[out.name].head_kwargs()
         kwargs = {**kwargs, "token_dims": in_dims}  # for heads that attend over tokens
         if isinstance(fusion, LateFusion):  # model-level: one head per input, combined
@@ -91,4 +84,4 @@ def build_model(
         else:
             heads[out.name] = _build_head(spec, fusion.out_dim, kwargs)
     learned = config.missing_modality == "learned"
-    return MultimodalModel(encoders, inputs, fusion, heads, learned_missing=learned)  # type: ignore[arg-type]
+    return MultimodalModel(encoders, inputs, fusion, heads, learned_missing=learned)

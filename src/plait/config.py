@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -262,6 +262,45 @@ class PlaitConfig(_Strict):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
+# The config once resolved against a table (plait.data.schema.resolve_config) or read
+# from a run folder: every choice the user left open is made, so nothing downstream
+# (prepare, build, the report, a loaded run) picks a default again.
+class ResolvedInput(InputConfig):
+    type: InputType
+    encoder: ComponentSpec
+    group: str
+
+
+class ResolvedOutput(OutputConfig):
+    type: TargetType
+    head: ComponentSpec
+
+
+class ResolvedConfig(PlaitConfig):
+    # Narrowed from PlaitConfig's lists (pydantic validates the subclass's own types).
+    inputs: list[ResolvedInput]
+    outputs: list[ResolvedOutput]
+
+
+def is_tabular_group(key: str, members: list[ResolvedInput]) -> bool:
+    """True when input `key` is several numeric/category columns encoded together."""
+    return members[0].type in TABULAR_TYPES and (len(members) > 1 or members[0].name != key)
+
+
+def input_units(config: ResolvedConfig) -> dict[str, list[ResolvedInput]]:
+    """The model's inputs: key → its columns. A media column is its own input (sharing
+    its group's encoder); a tabular group of several columns is one input named after
+    the group."""
+    units: dict[str, list[ResolvedInput]] = {}
+    for col in config.inputs:
+        members = [c for c in config.inputs if c.group == col.group]
+        key = col.group if is_tabular_group(col.group, members) else col.name
+        units.setdefault(key, []).append(col)
+    return units
+
+
+C = TypeVar("C", bound=PlaitConfig)  # a PlaitConfig or a ResolvedConfig
+
 # Pydantic names each member of a union in an error's location ("constrained-int",
 # "literal['auto']"); the user wrote none of them.
 _UNION_MEMBER = re.compile(r"[\[\-]|^(int|float|str|bool|none)$")
@@ -320,12 +359,12 @@ def as_config(config: str | Path | dict[str, Any] | PlaitConfig | None) -> Plait
     return load_config(config) if isinstance(config, (str, Path)) else parse_config(config)
 
 
-def apply_overrides(cfg: PlaitConfig, source: str = "command line", **flags: Any) -> PlaitConfig:
+def apply_overrides(cfg: C, source: str = "command line", **flags: Any) -> C:
     """`cfg` with every flag that is not None applied and validated as in a config file:
     the one way every command (train, cv, benchmark, the demo, loading a run) changes a
     config. Trainer settings (epochs, time_limit, devices, ...) go under `trainer:`, the
     others (seed, preset, on_bad_row, cache, fusion: a name or a spec) at the top level;
-    an invalid one is a one-line ConfigError naming `source`."""
+    an invalid one is a one-line ConfigError naming `source`. A ResolvedConfig stays one."""
     given = {k: v for k, v in flags.items() if v is not None}
     trainer_keys = set(TrainerConfig.model_fields)
     unknown = sorted(set(given) - trainer_keys - set(PlaitConfig.model_fields))
@@ -339,7 +378,7 @@ def apply_overrides(cfg: PlaitConfig, source: str = "command line", **flags: Any
         # The trainer alone first, so that its errors read `epochs: ...` as in `trainer:`.
         if trainer:
             top["trainer"] = TrainerConfig.model_validate({**cfg.trainer.model_dump(), **trainer})
-        return PlaitConfig.model_validate({**cfg.model_dump(), **top})
+        return type(cfg).model_validate({**cfg.model_dump(), **top})
     except ValidationError as err:
         raise ConfigError(f"{source}: {_one_line(err)}") from None
 

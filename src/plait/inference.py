@@ -19,7 +19,7 @@ from safetensors.torch import load_model
 from torch import Tensor
 
 from plait.build import build_model
-from plait.config import PlaitConfig, apply_overrides
+from plait.config import ResolvedConfig, apply_overrides
 from plait.data.collate import Batch
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
@@ -51,7 +51,7 @@ class Run:
     """A trained model with what it needs to read tables: its resolved config, fitted
     input and target processors, and the model in eval mode."""
 
-    config: PlaitConfig
+    config: ResolvedConfig
     processors: dict[str, InputProcessor]
     targets: dict[str, TargetProcessor]
     model: MultimodalModel

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from plait import inference, retrieval
-from plait.config import PlaitConfig
+from plait.config import ResolvedConfig
 from plait.data.dataset import TableDataset
 from plait.data.processors import InputProcessor, PairTarget, TargetProcessor
 from plait.data.stream_order import IdColumns, in_table_order
@@ -34,7 +34,7 @@ from plait.runfolder import staging
 class Predictor:
     def __init__(
         self,
-        config: PlaitConfig,
+        config: ResolvedConfig,
         processors: dict[str, InputProcessor],
         targets: dict[str, TargetProcessor],
         model: MultimodalModel,
@@ -51,7 +51,7 @@ class Predictor:
 
     # The run's parts, as attributes (plait.inference.Run holds them).
     @property
-    def config(self) -> PlaitConfig:
+    def config(self) -> ResolvedConfig:
         return self.run.config
 
     @property

@@ -29,13 +29,14 @@ from typing import Any
 
 import yaml
 
-from plait.config import PlaitConfig, parse_config
+from plait.config import PlaitConfig, ResolvedConfig, input_units, parse_config
 from plait.data.processors import (
     INPUT_PROCESSORS,
     TARGET_PROCESSORS,
     InputProcessor,
     TargetProcessor,
 )
+from plait.data.schema import resolved
 from plait.errors import ConfigError, PlaitError, RunFolderError
 from plait.output_paths import Inputs, check_output_folder, is_plait_output, real
 
@@ -141,7 +142,7 @@ def write_run(
     (folder / "plait.json").write_text(json.dumps(info, indent=2))
 
 
-def read_run(folder: Path) -> tuple[PlaitConfig, dict[str, InputProcessor], dict[str, TargetProcessor]]:
+def read_run(folder: Path) -> tuple[ResolvedConfig, dict[str, InputProcessor], dict[str, TargetProcessor]]:
     """The config and fitted processors of a run folder. Every failure is a
     RunFolderError naming the file and what is wrong with it."""
     folder = Path(folder)
@@ -165,7 +166,9 @@ def read_run(folder: Path) -> tuple[PlaitConfig, dict[str, InputProcessor], dict
         if not isinstance(data, dict):
             what = "it is empty" if data is None else f"expected a mapping, got a {type(data).__name__}"
             raise RunFolderError(f"{path} is damaged: {what}")
-        config = parse_config(data, "config.yaml")
+        # Runs written before config.yaml named every encoder and head get what they
+        # built then (schema.resolved fills the gaps with DEFAULT_ENCODERS).
+        config = resolved(parse_config(data, "config.yaml"))
     except (yaml.YAMLError, ConfigError) as err:
         raise RunFolderError(f"{path} is damaged: {' '.join(str(err).split())[:300]}") from None
     lost = [key for key in PlaitConfig.model_fields if key not in data]
@@ -197,19 +200,16 @@ def _changed(folder: Path, name: str) -> bool:
 
 
 def _read_processors(
-    path: Path, config: PlaitConfig
+    path: Path, config: ResolvedConfig
 ) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor]]:
     """processors.json: one fitted processor per model input and per output of `config`."""
-    from plait.data.schema import input_units
-
     state = _read_json(path)
-    loaded: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, dict[str, Any]] = {"inputs": {}, "targets": {}}
     expected = {"inputs": list(input_units(config)), "targets": [o.name for o in config.outputs]}
     for part, registry in (("inputs", INPUT_PROCESSORS), ("targets", TARGET_PROCESSORS)):
         entries = state.get(part)
         if not isinstance(entries, dict):
             raise RunFolderError(f"{path} is damaged: {part!r} should be an object of fitted processors")
-        loaded[part] = {}
         for name, entry in entries.items():
             where = f"{path} is damaged: {part[:-1]} {name!r}"
             if not isinstance(entry, dict) or not {"kind", "params", "fitted"} <= set(entry):
@@ -233,7 +233,7 @@ def _read_processors(
                 f"{path} does not match config.yaml: it has {part} {sorted(entries)}, "
                 f"the config {sorted(expected[part])}"
             )
-    return loaded["inputs"], loaded["targets"]  # type: ignore[return-value]
+    return loaded["inputs"], loaded["targets"]
 
 
 def check_links(folder: Path) -> None:

@@ -26,8 +26,8 @@ from torch._dynamo.exc import BackendCompilerFailed
 from torch.utils.data import DataLoader
 
 from plait.budget import RESERVE_SHARE, TEXT_RESERVE_SHARE, Budget, BudgetBar, format_seconds
-from plait.build import build_model, encoder_spec, head_spec, validate_components
-from plait.config import OutputConfig, PlaitConfig, TrainerConfig, apply_overrides, as_config
+from plait.build import build_model
+from plait.config import OutputConfig, PlaitConfig, ResolvedConfig, TrainerConfig, apply_overrides, as_config
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.fingerprint import fingerprint, media_columns
@@ -116,8 +116,7 @@ def fit(
     else:
         table = read_table(data, base_dir)  # type: ignore[arg-type]
         frame = table.frame
-    cfg = resolve_config(frame, cfg, labels, types)
-    validate_components(cfg)
+    cfg = resolve_config(frame, cfg, labels, types)  # every component checked here
     resume_from = None
     if resume is not None:
         resume_from, out_dir = find_checkpoint(Path(resume), Path(out) if out else None)
@@ -202,7 +201,7 @@ def default_run_dir(labels: list[str]) -> Path:
 
 
 def _train(
-    cfg: PlaitConfig,
+    cfg: ResolvedConfig,
     processors: dict[str, InputProcessor],
     targets: dict[str, TargetProcessor],
     datasets: dict[str, TableDataset] | dict[str, StreamingDataset],
@@ -433,7 +432,7 @@ def _quiet_lightning() -> None:
 
 
 def show_schema(
-    cfg: PlaitConfig, frame: pd.DataFrame, unusable: dict[str, int], title: str | None = None
+    cfg: ResolvedConfig, frame: pd.DataFrame, unusable: dict[str, int], title: str | None = None
 ) -> None:
     """The resolved columns; "missing" counts empty cells and the `unusable` ones per column."""
     table = RichTable(title=title or f"{len(frame)} rows", title_justify="left")
@@ -441,11 +440,10 @@ def show_schema(
         table.add_column(header)
     for col in cfg.inputs:
         missing = missing_rate(frame[col.name], unusable.get(col.name, 0))
-        encoder = encoder_spec(col.type, col.encoder).name  # type: ignore[arg-type]
         group = f" ({col.group})" if col.group != col.name else ""
-        table.add_row(col.name, "input", col.type, encoder + group, f"{missing:.0%}")
+        table.add_row(col.name, "input", col.type, col.encoder.name + group, f"{missing:.0%}")
     for out in cfg.outputs:
-        table.add_row(out.name, "target", out.type, head_spec(out.type, out.head).name, "")  # type: ignore[arg-type]
+        table.add_row(out.name, "target", out.type, out.head.name, "")
     for name in cfg.id_columns:
         table.add_row(name, "id (kept)", "", "", "")
     if cfg.split_column:

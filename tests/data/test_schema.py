@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from plait.config import PlaitConfig, parse_config
+from plait.config import PlaitConfig, ResolvedConfig, apply_overrides, parse_config
 from plait.data.datamodule import split_frame
-from plait.data.schema import parse_type_overrides, resolve_config
+from plait.data.schema import parse_type_overrides, resolve_config, resolved
 from plait.errors import ConfigError, DataError
 from tests.conftest import make_table
 
@@ -68,3 +68,46 @@ def test_split_column_and_random_validation(tmp_path: Path):
     assert list(again[1].index) == list(val.index)  # seeded
     with pytest.raises(DataError, match="at least 2 training rows"):
         split_frame(frame.iloc[:1], None, 0.1, 0)
+
+
+def test_resolution_makes_every_choice_once(tmp_path: Path):
+    """The resolved config names each input's type, group and encoder and each output's
+    type and head: nothing downstream picks a default again."""
+    frame = make_table(tmp_path, rows=10)
+    cfg = resolve_config(frame, PlaitConfig(preset="fast"), ["colour"])
+    assert isinstance(cfg, ResolvedConfig)
+    chosen = {i.name: (i.type, i.group, i.encoder.name) for i in cfg.inputs}
+    assert chosen["image"] == ("image", "image", "cnn")
+    assert chosen["caption"] == ("text", "text", "gru")
+    assert chosen["size"] == ("numeric", "tabular", "tabular_mlp")
+    assert chosen["shop"] == ("category", "tabular", "tabular_mlp")
+    assert [(o.name, o.type, o.head.name) for o in cfg.outputs] == [("colour", "category", "classification")]
+    assert isinstance(apply_overrides(cfg, epochs=3), ResolvedConfig)  # overrides keep it resolved
+
+
+def test_a_saved_config_without_encoders_gets_what_it_built_then():
+    """Run folders written before config.yaml named every encoder and head: the defaults
+    of that time (DEFAULT_ENCODERS, not the preset's), so the weights still fit."""
+    old = parse_config(
+        {
+            "inputs": [
+                {"name": "image", "type": "image"},
+                {"name": "caption", "type": "text"},
+                {"name": "size", "type": "numeric"},
+            ],
+            "outputs": [{"name": "colour", "type": "category"}],
+            "preset": "medium",
+        }
+    )
+    cfg = resolved(old)
+    assert {i.name: (i.group, i.encoder.name) for i in cfg.inputs} == {
+        "image": ("image", "cnn"),
+        "caption": ("text", "gru"),
+        "size": ("tabular", "tabular_mlp"),
+    }
+    assert cfg.outputs[0].head.name == "classification"
+    untyped = parse_config(
+        {"inputs": [{"name": "image"}], "outputs": [{"name": "colour", "type": "category"}]}
+    )
+    with pytest.raises(ConfigError, match="input 'image' has no type"):
+        resolved(untyped)

@@ -13,8 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from plait.build import encoder_spec
-from plait.config import InputConfig, OutputConfig, PlaitConfig
+from plait.config import ResolvedConfig, ResolvedInput, ResolvedOutput, input_units, is_tabular_group
 from plait.data.datamodule import split_frame
 from plait.data.dataset import TableDataset
 from plait.data.processors import (
@@ -28,7 +27,6 @@ from plait.data.processors import (
     TargetProcessor,
 )
 from plait.data.processors.targets import check_no_missing
-from plait.data.schema import input_units, is_tabular_group
 from plait.data.streaming import Shards, StreamingDataset, label_pass, stream_workers
 from plait.encoders import ENCODERS
 from plait.errors import ConfigError, DataError
@@ -43,7 +41,7 @@ def trainable_rows(frame: pd.DataFrame, split_column: str | None) -> int:
 
 
 def table_datasets(
-    cfg: PlaitConfig, frame: pd.DataFrame, base_dir: Path
+    cfg: ResolvedConfig, frame: pd.DataFrame, base_dir: Path
 ) -> tuple[dict[str, InputProcessor], dict[str, TargetProcessor], dict[str, TableDataset]]:
     """A table that fits in memory: split, fit on the training rows, transform once.
     The trainer settings left "auto" are set on `cfg` first, from the rows that train
@@ -89,7 +87,7 @@ def table_datasets(
 
 
 def stream_datasets(
-    cfg: PlaitConfig,
+    cfg: ResolvedConfig,
     shards: Shards,
     sample: pd.DataFrame,
     taken: list[tuple[int, int]],
@@ -150,14 +148,14 @@ def stream_datasets(
     return processors, targets, datasets
 
 
-def split_group(cfg: PlaitConfig) -> str | None:
+def split_group(cfg: ResolvedConfig) -> str | None:
     """Retrieval: validation rows are carved by item (the first tower's cell), so no
     image is both trained on and used to stop training."""
     return next((o.columns[0] for o in cfg.outputs if o.type == "retrieval"), None)
 
 
 def fit_processors(
-    cfg: PlaitConfig,
+    cfg: ResolvedConfig,
     train: pd.DataFrame,
     base_dir: Path,
     all_labels: pd.DataFrame | None = None,
@@ -180,8 +178,8 @@ def fit_processors(
         group = members[0].group
         if group not in by_group:
             on_bad = cfg.on_bad_row if strict else "missing"
-            by_group[group] = _fit_input(cfg, train, base_dir, key, members, on_bad)  # type: ignore[index]
-        processors[key] = by_group[group]  # type: ignore[index]
+            by_group[group] = _fit_input(cfg, train, base_dir, key, members, on_bad)
+        processors[key] = by_group[group]
     labels = train if all_labels is None else all_labels
     targets = {}
     for o in cfg.outputs:
@@ -192,19 +190,19 @@ def fit_processors(
     return processors, targets
 
 
-def make_target(out: OutputConfig) -> TargetProcessor:
+def make_target(out: ResolvedOutput) -> TargetProcessor:
     """An unfitted target processor with the output's options."""
     if out.type == "retrieval":
         return PairTarget(out.columns)
-    return TARGET_PROCESSORS[out.type].create(out.preprocessing, out.name)  # type: ignore[index]
+    return TARGET_PROCESSORS[out.type].create(out.preprocessing, out.name)
 
 
 def _fit_input(
-    cfg: PlaitConfig,
+    cfg: ResolvedConfig,
     train: pd.DataFrame,
     base_dir: Path,
     key: str,
-    members: list[InputConfig],
+    members: list[ResolvedInput],
     on_bad_row: str,
 ) -> InputProcessor:
     if is_tabular_group(key, members):  # one processor, many columns
@@ -230,13 +228,13 @@ def _fit_input(
     return proc.fit(values, key, on_bad_row=on_bad)
 
 
-def _input_processor(column: InputConfig, options: dict[str, Any], key: str) -> InputProcessor:
+def _input_processor(column: ResolvedInput, options: dict[str, Any], key: str) -> InputProcessor:
     """The processor a column's encoder needs: its type's, or the one a pretrained
     encoder asks for (its tokenizer, its image size and normalisation, cached features)."""
-    spec = encoder_spec(column.type, column.encoder)  # type: ignore[arg-type]
+    spec = column.encoder
     wants = getattr(ENCODERS.get(spec.name).builder, "preprocessing", None)
     if wants is None:
-        return INPUT_PROCESSORS[column.type].create(options, key)  # type: ignore[index]
+        return INPUT_PROCESSORS[column.type].create(options, key)
     kind, defaults = wants(spec.params)
     if kind == "features":  # the user's options refine the base preprocessing
         defaults["base"]["params"] = {**defaults["base"]["params"], **options}

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from plait.build import validate_components
 from plait.config import (
     COLUMN_TYPES,
     DEFAULT_ENCODERS,
@@ -23,6 +24,8 @@ from plait.config import (
     InputConfig,
     OutputConfig,
     PlaitConfig,
+    ResolvedConfig,
+    ResolvedInput,
 )
 from plait.data.table import infer_types, inference_doubt, is_blank, label_problem
 from plait.errors import ConfigError, DataError, PlaitWarning
@@ -68,7 +71,10 @@ def resolve_config(
     config: PlaitConfig,
     labels: list[str] | None = None,
     types: dict[str, str] | None = None,
-) -> PlaitConfig:
+) -> ResolvedConfig:
+    """`config` with every choice made for `frame`: each column's type, role, group and
+    encoder, each target's type and head, the preset that applies, the split and id
+    columns. Downstream code reads these and never picks a default again."""
     config = config.model_copy(deep=True)
     types = dict(types or {})
     retrieval = [o for o in config.outputs if o.type == "retrieval" or o.columns]
@@ -130,19 +136,37 @@ def resolve_config(
     preset, note = effective_preset(config.preset)
     if note:
         warnings.warn(note, PlaitWarning, stacklevel=2)
-    config.preset = preset  # type: ignore[assignment]  # the one that applies here
-    defaults = default_encoders(preset, config.encoders)
-    config.inputs = assign_groups(inputs, config.share_encoders, config.tabular, set(frame.columns), defaults)
-    config.outputs = [
-        o.model_copy(update={"head": o.head or ComponentSpec(name=DEFAULT_HEADS[o.type])})
-        for o in config.outputs
-    ]
+    config.preset = preset  # the one that applies here
     used = {i.name for i in inputs} | set(labels)
     if config.split_column is None:
         config.split_column = next((n for n, t in final.items() if t == "split" and n not in used), None)
     ids = [n for n, t in final.items() if t == "ignore" and n not in used and not is_blank(frame[n])]
     config.id_columns = list(dict.fromkeys([*config.id_columns, *ids]))
-    return config
+    config.inputs = inputs
+    return resolved(config, default_encoders(preset, config.encoders), set(frame.columns))
+
+
+def resolved(
+    config: PlaitConfig,
+    encoders: dict[str, ComponentSpec] | None = None,
+    columns: set[str] | None = None,
+) -> ResolvedConfig:
+    """`config`, whose columns and targets all have their types, with every group,
+    encoder and head chosen: the one place defaults are picked. Encoders come from
+    `encoders` (a preset's, plait.presets) or, for a run folder written before the
+    saved config named them, DEFAULT_ENCODERS, which is what such a run built.
+    Every component is checked here, once: unknown names, parameters, types."""
+    inputs = assign_groups(config.inputs, config.share_encoders, config.tabular, columns or set(), encoders)
+    outputs = []
+    for out in config.outputs:
+        if out.type is None:
+            raise ConfigError(f"output {out.name!r} has no type")
+        head = out.head or ComponentSpec(name=DEFAULT_HEADS[out.type])
+        outputs.append({**out.model_dump(), "head": head.model_dump()})
+    inputs_data = [i.model_dump() for i in inputs]
+    done = ResolvedConfig.model_validate({**config.model_dump(), "inputs": inputs_data, "outputs": outputs})
+    validate_components(done)
+    return done
 
 
 def kept_out(config: PlaitConfig) -> dict[str, str]:
@@ -192,24 +216,23 @@ def assign_groups(
     tabular: str,
     columns: set[str],
     defaults: dict[str, ComponentSpec] | None = None,
-) -> list[InputConfig]:
-    """Give every input its group and the group's encoder (named in full, so the saved
-    config says exactly what was built): the one its columns name, else the default
-    for its modality (`defaults`, plait.presets; else DEFAULT_ENCODERS)."""
+) -> list[ResolvedInput]:
+    """Give every input (each with its type) its group and the group's encoder, named
+    in full so the saved config says exactly what was built: the one its columns name,
+    else the default for its modality (`defaults`, plait.presets; else DEFAULT_ENCODERS)."""
     defaults = defaults or {k: ComponentSpec(name=v) for k, v in DEFAULT_ENCODERS.items()}
-    grouped = []
-    for col in inputs:
-        if col.group is None:
-            if col.type in MEDIA_TYPES:
-                group = col.type if share else col.name
-            else:
-                group = "tabular" if tabular == "group" else col.name
-            col = col.model_copy(update={"group": group})
-        grouped.append(col)
     by_group: dict[str, list[InputConfig]] = {}
-    for col in grouped:
-        by_group.setdefault(col.group, []).append(col)  # type: ignore[arg-type]
-    specs = {}
+    for col in inputs:
+        if col.type is None:
+            raise ConfigError(f"input {col.name!r} has no type")
+        if col.group is not None:
+            group = col.group
+        elif col.type in MEDIA_TYPES:
+            group = col.type if share else col.name
+        else:
+            group = "tabular" if tabular == "group" else col.name
+        by_group.setdefault(group, []).append(col)
+    specs: dict[str, ComponentSpec] = {}
     for group, members in by_group.items():
         kinds = {"tabular" if m.type in TABULAR_TYPES else m.type for m in members}
         if len(kinds) > 1:
@@ -221,32 +244,21 @@ def assign_groups(
         tabular_group = kind == "tabular" and (len(members) > 1 or members[0].name != group)
         if tabular_group and group in columns:
             raise ConfigError(f"group name {group!r} is also a column name; choose another group name")
-        modality = "tabular" if tabular_group else members[0].type
-        default = defaults[modality]  # type: ignore[index]
+        modality = "tabular" if tabular_group else str(members[0].type)
+        default = defaults[modality]
         if needs_own_encoder(members) and default.name in PRETRAINED_NAMES:
             # The config asks for augmentation (which cached features cannot vary per
             # epoch) or grey images: its choice wins over the preset, with the
             # from-scratch encoder.
             default = ComponentSpec(name=DEFAULT_ENCODERS[modality])
         specs[group] = next(iter(explicit.values()), None) or default.model_copy(deep=True)
-    return [c.model_copy(update={"encoder": specs[c.group]}) for c in grouped]  # type: ignore[index]
-
-
-def is_tabular_group(key: str, members: list[InputConfig]) -> bool:
-    """True when input `key` is several numeric/category columns encoded together."""
-    return members[0].type in TABULAR_TYPES and (len(members) > 1 or members[0].name != key)
-
-
-def input_units(config: PlaitConfig) -> dict[str, list[InputConfig]]:
-    """The model's inputs: key → its columns. A media column is its own input (sharing
-    its group's encoder); a tabular group of several columns is one input named after
-    the group."""
-    units: dict[str, list[InputConfig]] = {}
-    for col in config.inputs:
-        members = [c for c in config.inputs if c.group == col.group]
-        key = col.group if is_tabular_group(col.group, members) else col.name  # type: ignore[arg-type]
-        units.setdefault(key, []).append(col)
-    return units
+    group_of = {id(col): group for group, members in by_group.items() for col in members}
+    return [
+        ResolvedInput.model_validate(
+            {**col.model_dump(), "group": group_of[id(col)], "encoder": specs[group_of[id(col)]].model_dump()}
+        )
+        for col in inputs
+    ]
 
 
 def _input_type(name: str, type_: str) -> str:

@@ -22,11 +22,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from plait.config import ComponentSpec, PlaitConfig, apply_overrides, as_config
+from plait.config import ComponentSpec, PlaitConfig, ResolvedConfig, apply_overrides, as_config, input_units
 from plait.data.datamodule import split_frame
 from plait.data.fingerprint import media_columns
 from plait.data.prepare import split_group
-from plait.data.schema import input_units, resolve_config
+from plait.data.schema import resolve_config
 from plait.data.table import Table, read_table
 from plait.errors import ConfigError
 from plait.evaluation.metrics import PRIMARY_METRIC
@@ -70,7 +70,7 @@ def benchmark(
                 update={"inputs": members, "fusion": ComponentSpec(name="concat")}, deep=True
             )
     out_dir = Path(out) if out else default_run_dir([label, "benchmark"])
-    metric = PRIMARY_METRIC[resolved.outputs[0].type]  # type: ignore[index]
+    metric = PRIMARY_METRIC[resolved.outputs[0].type]
     rows = []
     inputs = table_inputs(data, table.frame, table.base_dir, media_columns(resolved))
     with staging(out_dir, overwrite, inputs) as tmp:
@@ -95,7 +95,7 @@ def benchmark(
 
 
 def _train_and_measure(
-    name: str, seed: int, table: Table, label: str, cfg: PlaitConfig, metric: str, run: Path
+    name: str, seed: int, table: Table, label: str, cfg: ResolvedConfig, metric: str, run: Path
 ) -> dict:
     """Runs in a child process: train one variant, then measure it."""
     if torch.cuda.is_available():
@@ -111,7 +111,7 @@ def _train_and_measure(
 
 
 def _measure(
-    name: str, seed: int, predictor: Any, table: Table, cfg: PlaitConfig, metric: str, run: Path
+    name: str, seed: int, predictor: Any, table: Table, cfg: ResolvedConfig, metric: str, run: Path
 ) -> dict:
     metrics = json.loads((run / "metrics.json").read_text())
     trained = predictor.config  # the run's own: its sized trainer settings (plait.recipe)

@@ -26,7 +26,7 @@ from plait.report.html import note, page, text, write_page
 if TYPE_CHECKING:
     import pandas as pd
 
-    from plait.config import PlaitConfig
+    from plait.config import ResolvedConfig
     from plait.data.dataset import TableDataset
     from plait.inference import Run
 
@@ -102,7 +102,7 @@ def write_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Pat
 
 def save_training_report(
     folder: Path,
-    cfg: PlaitConfig,
+    cfg: ResolvedConfig,
     frame: pd.DataFrame,
     datasets: dict[str, TableDataset],
     run: Run,

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from plait.atomic import atomic_write_text
-from plait.build import encoder_spec, head_spec
-from plait.config import PlaitConfig
+from plait.config import ResolvedConfig
 from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.processors import TargetProcessor
 from plait.data.streaming import StreamingDataset
@@ -39,7 +38,7 @@ DETAILED = ("category", "binary", "numeric", "multilabel")  # kinds with held-ou
 
 def write_summary(
     folder: Path,
-    cfg: PlaitConfig,
+    cfg: ResolvedConfig,
     frame: pd.DataFrame,
     datasets: dict[str, TableDataset],
     run: Run,
@@ -50,7 +49,7 @@ def write_summary(
 
 
 def build_summary(
-    cfg: PlaitConfig, frame: pd.DataFrame, datasets: dict[str, TableDataset], run: Run
+    cfg: ResolvedConfig, frame: pd.DataFrame, datasets: dict[str, TableDataset], run: Run
 ) -> dict[str, Any]:
     held = "test" if "test" in datasets else "val"
     labels = {}
@@ -80,15 +79,16 @@ def build_summary(
     return summary
 
 
-def column_summary(cfg: PlaitConfig, frame: pd.DataFrame, unusable: dict[str, int]) -> list[dict[str, Any]]:
+def column_summary(
+    cfg: ResolvedConfig, frame: pd.DataFrame, unusable: dict[str, int]
+) -> list[dict[str, Any]]:
     """One record per table column: its role, type, encoder or head and missing rate
     (empty cells and the `unusable` ones, as the schema printed by training counts them)."""
     rows: dict[str, dict[str, Any]] = {}
     for col in cfg.inputs:
-        encoder = encoder_spec(col.type, col.encoder).name  # type: ignore[arg-type]
-        rows[col.name] = {"role": "input", "type": col.type, "encoder": encoder, "group": col.group}
+        rows[col.name] = {"role": "input", "type": col.type, "encoder": col.encoder.name, "group": col.group}
     for out in cfg.outputs:
-        head = head_spec(out.type, out.head).name  # type: ignore[arg-type]
+        head = out.head.name
         if out.type == "retrieval":
             head += f" ({', '.join(out.columns)})"
         rows.setdefault(out.name, {"role": "target", "type": out.type, "encoder": head})
