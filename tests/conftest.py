@@ -116,3 +116,39 @@ def tiny_run(folder: Path, rows: int = 24, epochs: int = 1) -> tuple[Path, Path]
     config["trainer"].update(epochs=epochs, progress=False)
     fit(folder / "t.csv", label="colour", config=config, out=folder / "run", verbose=False)
     return folder / "run", folder / "t.csv"
+
+
+# A word-piece vocabulary for tiny pretrained text models (the demo table's words).
+WORDS = "a the red green blue square circle small big shape of colour is on".split()
+
+
+def save_tiny_tokenizer(folder: Path) -> Path:
+    """A BERT-style `tokenizer.json` over WORDS in `folder` (no model weights)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS]
+    tokenizer = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def save_tiny_bert(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised two-layer BERT (hidden size 16) and its tokenizer, saved
+    as a local `transformers` folder (needs the `pretrained` extra)."""
+    import torch
+    import transformers
+
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(
+        vocab_size=len(WORDS) + 4,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    transformers.BertModel(config).save_pretrained(folder)
+    return save_tiny_tokenizer(folder)

@@ -1,8 +1,10 @@
-"""Same seed and data → same metrics on CPU; the run records the data's content hash."""
+"""Same seed and data → same weights, predictions and metrics on CPU; the run records
+the data's content hash."""
 
 import json
 from pathlib import Path
 
+import pandas as pd
 from PIL import Image
 
 import plait
@@ -10,17 +12,21 @@ from plait.data.fingerprint import fingerprint
 from tests.conftest import make_table, tiny_config
 
 
-def test_same_seed_same_metrics_and_data_hash(tmp_path: Path):
+def test_same_seed_same_weights_predictions_metrics_and_data_hash(tmp_path: Path):
+    """The one pair of training runs that checks reproducibility (keep it one pair)."""
     make_table(tmp_path, rows=24).to_csv(tmp_path / "t.csv", index=False)
     config = tiny_config(trainer={"epochs": 2, "progress": False, "accelerator": "cpu", "num_workers": 0})
-    infos, metrics = [], []
+    infos, metrics, predictions = [], [], []
     for name in ("a", "b"):
-        plait.fit(
+        predictor = plait.fit(
             tmp_path / "t.csv", label="colour", config=config, out=tmp_path / name, seed=5, verbose=False
         )
+        predictions.append(predictor.predict(tmp_path / "t.csv"))
         infos.append(json.loads((tmp_path / name / "plait.json").read_text()))
         metrics.append(json.loads((tmp_path / name / "metrics.json").read_text())["validation"])
     assert metrics[0] == metrics[1]
+    pd.testing.assert_frame_equal(predictions[0], predictions[1])
+    assert infos[0]["sha256"]["model.safetensors"] == infos[1]["sha256"]["model.safetensors"]  # same weights
     assert infos[0]["data"] == infos[1]["data"] and infos[0]["data"]["media_files"] > 0
     assert {"numpy", "torchmetrics", "pillow", "safetensors", "pydantic"} <= set(infos[0]["versions"])
     assert infos[0]["machine"]["cpu_count"]

@@ -1,9 +1,18 @@
-"""The LightningModule: modality dropout goes through the presence masks."""
+"""The LightningModule: modality dropout goes through the presence masks; one batch of
+training and validation through Lightning logs the stable metric names."""
 
+from pathlib import Path
+
+import pytest
 import torch
 
-from plait.config import TrainerConfig
+from plait.build import build_model
+from plait.config import TrainerConfig, as_config
+from plait.data.datamodule import make_loader
+from plait.data.prepare import table_datasets
+from plait.data.schema import resolve_config
 from plait.system import MultimodalSystem
+from tests.conftest import make_table, tiny_config
 
 
 def system(rate) -> MultimodalSystem:
@@ -52,3 +61,54 @@ def test_a_retrieval_run_follows_recall_and_every_other_run_val_loss():
     assert monitor({"retrieval": "retrieval"}, 200) == ("val_rsum", "max")
     assert monitor({"retrieval": "retrieval"}, 20) == ("val_loss", "min")  # recall@10 of 20 saturates
     assert monitor({"retrieval": "retrieval", "y": "category"}, 200) == ("val_loss", "min")
+
+
+@pytest.mark.filterwarnings("ignore:.*LeafSpec.*is deprecated")  # inside Lightning
+@pytest.mark.parametrize(
+    ("labels", "metrics"),
+    [
+        (["colour"], {"val_accuracy", "val_macro_f1"}),
+        # With several targets each one's metrics are prefixed with its name.
+        (
+            ["colour", "price"],
+            {"val_colour/accuracy", "val_colour/macro_f1", "val_price/rmse", "val_price/mae", "val_price/r2"},
+        ),
+    ],
+)
+def test_fast_dev_run_trains_validates_and_logs(tmp_path: Path, labels: list[str], metrics: set[str]):
+    """One training and one validation batch through Lightning, built as plait.train
+    builds a run: resolved config → fitted processors and datasets → model → system."""
+    import lightning as L
+
+    frame = make_table(tmp_path, rows=16)  # and its images
+    cfg = resolve_config(frame, as_config(tiny_config()), labels)
+    processors, targets, datasets = table_datasets(cfg, frame, tmp_path)
+    L.seed_everything(0, verbose=False)
+    model = build_model(cfg, processors, targets)
+    system = MultimodalSystem(
+        model,
+        target_types={t: p.kind for t, p in targets.items()},
+        num_classes={t: p.num_classes for t, p in targets.items()},
+        loss_weights={o.name: o.loss_weight for o in cfg.outputs},
+        trainer_config=cfg.trainer,
+        val_rows=datasets["val"].n_rows,
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = L.Trainer(
+        fast_dev_run=True,
+        accelerator="cpu",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        logger=False,
+        default_root_dir=tmp_path,
+    )
+    loaders = [make_loader(datasets[p], 4, p == "train", num_workers=0) for p in ("train", "val")]
+    trainer.fit(system, *loaders)
+    assert trainer.num_training_batches == 1 and trainer.num_val_batches == [1]
+    logged = trainer.callback_metrics
+    assert set(logged) == {"train_loss", "val_loss", *metrics}
+    assert all(torch.isfinite(v) for v in logged.values())
+    # The training step stepped the optimiser: every encoder and every head moved.
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    parts = [f"encoders.{g}." for g in model.encoders] + [f"heads.{t}." for t in labels]
+    assert all(any(n.startswith(part) for n in moved) for part in parts)

@@ -19,33 +19,10 @@ import plait
 from plait.data.processors import FeatureProcessor, HFTextProcessor
 from plait.encoders import ENCODERS
 from plait.errors import ConfigError, RunFolderError
-from tests.conftest import make_table, tiny_config
+from tests.conftest import make_table, save_tiny_bert, tiny_config
 
 transformers = pytest.importorskip("transformers")
 timm = pytest.importorskip("timm")
-
-WORDS = "a the red green blue square circle small big shape of colour is on".split()
-
-
-def save_tiny_bert(folder: Path, seed: int = 0) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
-    torch.manual_seed(seed)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS]
-    config = transformers.BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=64,
-    )
-    transformers.BertModel(config).save_pretrained(folder)
-    tokenizer = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
-    tokenizer.save(str(folder / "tokenizer.json"))
-    return folder
 
 
 def save_tiny_timm(path: Path, seed: int = 0) -> Path:

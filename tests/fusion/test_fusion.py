@@ -31,14 +31,70 @@ def present() -> dict[str, torch.Tensor]:
     return p
 
 
+# Fusions without a trainable parameter (every other one must have some).
+PARAMETER_FREE = {"concat", "late"}
+# fusion → {parameter: why it legitimately gets no gradient}. Empty: every one does.
+NO_GRADIENT: dict[str, dict[str, str]] = {}
+# Fusions that output a token sequence: how many tokens they add to the inputs' ([CLS]).
+SEQUENCE_FUSIONS = {"attention": 1}
+
+
+def nonzero(grad: torch.Tensor | None) -> bool:
+    return grad is not None and bool(grad.abs().sum() > 0)
+
+
+def check_input_gradients(outs: dict[str, EncoderOutput], pres: dict[str, torch.Tensor]) -> None:
+    """Every present row of every input gets a gradient; an absent row's placeholder none."""
+    for key, out in outs.items():
+        grad = out.tokens.grad
+        assert grad is not None, key
+        for row in range(B):
+            assert nonzero(grad[row]) == bool(pres[key][row]), (key, row)
+
+
 @pytest.mark.parametrize("name", FUSIONS.names())
 def test_shape_and_backward(name: str):
-    fusion = FUSIONS.build(name, {}, in_dims=DIMS)
-    outs = outputs()
-    fused = fusion(outs, present())
+    torch.manual_seed(0)
+    fusion = FUSIONS.build(name, {}, in_dims=DIMS)  # training mode, dropout on
+    outs, pres = outputs(), present()
+    fused = fusion(outs, pres)
     assert fused.pooled.shape == (B, fusion.out_dim)
-    fused.pooled.sum().backward()
-    assert all(o.tokens.grad is not None for o in outs.values())
+    # A random projection rather than a sum: the sum of a LayerNorm's outputs is constant,
+    # so its gradient is zero everywhere and would hide a dead path.
+    (fused.pooled * torch.randn_like(fused.pooled)).sum().backward()
+    check_input_gradients(outs, pres)
+    params = dict(fusion.named_parameters())
+    assert (not params) == (name in PARAMETER_FREE), f"{name}: update PARAMETER_FREE"
+    dead = {n for n, p in params.items() if p.requires_grad and not nonzero(p.grad)}
+    assert dead == set(NO_GRADIENT.get(name, {})), f"{name}: parameters without a gradient"
+
+
+@pytest.mark.parametrize("name", FUSIONS.names())
+def test_tokens_have_their_shape_and_carry_gradient(name: str):
+    torch.manual_seed(0)
+    fusion = FUSIONS.build(name, {}, in_dims=DIMS)
+    outs, pres = outputs(), present()
+    fused = fusion(outs, pres)
+    if name not in SEQUENCE_FUSIONS:
+        assert fused.tokens is None and fused.token_mask is None, f"{name}: update SEQUENCE_FUSIONS"
+        return
+    assert fused.tokens is not None and fused.token_mask is not None
+    extra = SEQUENCE_FUSIONS[name]
+    length = extra + sum(o.tokens.shape[1] for o in outs.values())
+    assert fused.tokens.shape == (B, length, fusion.out_dim)  # (B, T, D)
+    assert fused.token_mask.shape == (B, length) and fused.token_mask.dtype == torch.bool
+    # Real tokens: the fusion's own, and those of the inputs each row has (3 per input).
+    real = extra + 3 * torch.stack(list(pres.values())).sum(0)
+    assert fused.token_mask.sum(1).tolist() == real.tolist()
+    assert torch.isfinite(fused.tokens).all()
+    mask = fused.token_mask.unsqueeze(-1)
+    (torch.where(mask, fused.tokens, 0.0) * torch.randn_like(fused.tokens)).sum().backward()
+    check_input_gradients(outs, pres)
+
+
+def test_some_fusion_outputs_tokens():
+    assert set(SEQUENCE_FUSIONS) <= set(FUSIONS.names())
+    assert set(PARAMETER_FREE) | set(NO_GRADIENT) <= set(FUSIONS.names())
 
 
 @pytest.mark.parametrize("name", FUSIONS.names())

@@ -1,6 +1,5 @@
 """AudioProcessor on small files written in the test (sine tones via soundfile)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -111,11 +110,3 @@ def test_bad_files_name_column_row_and_path(tmp_path: Path, clips: pd.Series, co
         proc.transform(values, "voice")
     enc = proc.transform(values, "voice", on_bad_row="missing")
     assert enc.present.tolist() == [True, False] and enc.bad_rows == [1]
-
-
-def test_state_round_trip(tmp_path: Path, clips: pd.Series):
-    proc = fitted(tmp_path, clips)
-    loaded = AudioProcessor.from_state(json.loads(json.dumps(proc.state())))
-    loaded.base_dir = tmp_path
-    assert torch.equal(proc.transform(clips, "a").values, loaded.transform(clips, "a").values)
-    assert loaded.encoder_kwargs() == {"n_mels": 16}

@@ -88,8 +88,3 @@ def test_state_is_json_and_round_trips(tmp_path: Path):
     assert torch.equal(a.values, b.values)
     assert torch.equal(proc.to_model(a.values, False), loaded.to_model(b.values, False))
     assert loaded.encoder_kwargs() == {"in_channels": 1}
-
-
-def test_unfitted_refuses():
-    with pytest.raises(RuntimeError, match="not fitted"):
-        ImageProcessor().transform(pd.Series(["a.png"]), "image")

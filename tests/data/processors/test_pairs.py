@@ -13,7 +13,7 @@ def test_rows_with_the_same_cell_share_an_item_id():
     ids = proc.transform(proc.select(frame, "retrieval"), "retrieval")
     assert ids.tolist() == [[0, 0], [0, 1], [1, 1], [-1, 2]]  # stripped text matches; empty → -1
     assert proc.source_columns("retrieval") == ["image", "caption"]
-    assert PairTarget.from_state(proc.state()).head_kwargs() == {"towers": ["image", "caption"]}
+    assert proc.head_kwargs() == {"towers": ["image", "caption"]}
 
 
 def test_one_column_is_not_a_pair():

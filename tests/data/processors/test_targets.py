@@ -1,5 +1,3 @@
-import json
-
 import pandas as pd
 import pytest
 import torch
@@ -37,9 +35,8 @@ def test_binary_positive_class_is_the_second():
         BinaryTarget().fit(pd.Series(["a", "b", "c"]), "y")
 
 
-def test_numeric_target_and_state():
+def test_numeric_target_statistics():
     proc = NumericTarget().fit(pd.Series([1.0, 3.0]))
     assert (proc.mean_, proc.std_) == (2.0, 1.0)
     assert proc.head_kwargs() == {"target_mean": 2.0, "target_std": 1.0}
-    loaded = NumericTarget.from_state(json.loads(json.dumps(proc.state())))
-    assert torch.equal(loaded.transform(pd.Series([4])), torch.tensor([4.0]))
+    assert torch.equal(proc.transform(pd.Series([4])), torch.tensor([4.0]))

@@ -1,5 +1,3 @@
-import json
-
 import pandas as pd
 import pytest
 import torch
@@ -42,10 +40,3 @@ def test_stop_words_are_dropped():
 def test_vocabulary_limits():
     texts = pd.Series(["a a a b b c"])
     assert TextProcessor(min_frequency=2).fit(texts).vocab_ == ["[PAD]", "[UNK]", "a", "b"]
-
-
-def test_state_round_trip_without_pickles():
-    proc = TextProcessor(stop_words="english").fit(TEXTS)
-    loaded = TextProcessor.from_state(json.loads(json.dumps(proc.state())))
-    assert torch.equal(proc.transform(TEXTS).values, loaded.transform(TEXTS).values)
-    assert loaded.encoder_kwargs() == {"vocab_size": len(proc.vocab_)}
