@@ -1,22 +1,44 @@
-"""The real `plait` command, run as a subprocess on tiny tables."""
+"""The `plait` command on tiny tables: in this process (typer's CliRunner) wherever the
+process itself is not what is tested, else as a real subprocess."""
 
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import typer
 import yaml
+from typer.core import TyperGroup, TyperOption
+from typer.testing import CliRunner
 
+from plait.cli import app
 from tests.conftest import tiny_config
 
 PLAIT = [sys.executable, "-m", "plait.cli"]
 
 
 def plait(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real command, `python -m plait.cli ARGS`, in a fresh process."""
     return subprocess.run([*PLAIT, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def plait_in(*args: str | Path) -> subprocess.CompletedProcess:
+    """`plait ARGS` run in this process: its exit code, and what it wrote to sys.stdout and
+    sys.stderr, as a CompletedProcess. Not what reaches the file descriptors (a logging
+    handler holding another stream, C code): test that with `plait` or `plait_many`. A bug
+    (any exception but a PlaitError) is raised here, not turned into an exit code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # as in plait_many: every warning is shown each time
+        result = CliRunner().invoke(app, [str(a) for a in args], prog_name="plait", catch_exceptions=False)
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+
+def plait_in_each(*commands: list) -> list[subprocess.CompletedProcess]:
+    return [plait_in(*args) for args in commands]
 
 
 # Runs several `plait` command lines one after another in one fresh process, each with
@@ -117,7 +139,7 @@ def test_type_overrides_and_skip_bad_files(table_dir: Path, config_file: Path, t
     frame = pd.read_csv(table_dir / "table.csv")
     frame.loc[3, "image"] = "images/missing.png"
     frame.to_csv(table_dir / "bad.csv", index=False)
-    result = plait(
+    result = plait_in(
         "train",
         table_dir / "bad.csv",
         "-l",
@@ -214,11 +236,47 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(table_dir: Path, tmp_pa
         assert not out.exists() and not (tmp_path / "runs").exists(), name
 
 
+def commands(group: TyperGroup | None = None, prefix: tuple[str, ...] = ()):
+    """Every command line the app registers (`cache clear` too), with its command."""
+    for name, command in (group or typer.main.get_group(app)).commands.items():
+        if isinstance(command, TyperGroup):
+            yield from commands(command, (*prefix, name))
+        else:
+            yield " ".join((*prefix, name)), command
+
+
 def test_help_lists_commands():
-    result = plait("--help")
-    assert result.returncode == 0
-    for command in ("demo", "train", "evaluate", "predict"):
-        assert command in result.stdout
+    result = plait("--help")  # `python -m plait.cli` itself
+    assert result.returncode == 0, result.stderr
+    for line, _ in commands():
+        assert f" {line.split()[0]} " in result.stdout, line
+
+
+@pytest.mark.parametrize("line", [line for line, _ in commands()])
+def test_every_command_has_help(line: str):
+    command = dict(commands())[line]
+    result = plait_in(*line.split(), "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: plait {line} " in result.stdout
+    assert " ".join(command.help.split()[:3]) in result.stdout  # its docstring
+    for param in command.params:
+        if isinstance(param, TyperOption):
+            names = [o for o in (*param.opts, *param.secondary_opts) if o.startswith("--")]
+        else:
+            names = [param.name]
+        for name in names:
+            assert name in result.stdout, (line, name)
+
+
+def test_data_root_is_an_option_of_plait_itself(tmp_path: Path):
+    from plait.data import paths
+
+    result = plait_in("--help")
+    assert "--data-root" in result.stdout
+    missing = tmp_path / "nope"
+    result = plait_in("--data-root", missing, "report", tmp_path)
+    assert result.returncode == 2 and result.stderr == f"error: --data-root {missing} is not a folder\n"
+    assert paths.data_root() is None
 
 
 def test_on_bad_row_skip_leaves_out_and_counts(table_dir: Path, config_file: Path, tmp_path: Path):
@@ -226,11 +284,11 @@ def test_on_bad_row_skip_leaves_out_and_counts(table_dir: Path, config_file: Pat
     frame.loc[3, "image"] = "images/missing.png"
     frame.loc[10, "size"] = "1,200"  # a stray string in a number column
     frame.to_csv(table_dir / "bad.csv", index=False)
-    result = plait("train", table_dir / "bad.csv", "-l", "colour", "-c", config_file, "--epochs", "1")
+    result = plait_in("train", table_dir / "bad.csv", "-l", "colour", "-c", config_file, "--epochs", "1")
     assert result.returncode == 2
     assert "column 'image', row 4: image file not found" in result.stderr
     run = tmp_path / "skip"
-    result = plait(
+    result = plait_in(
         "train",
         table_dir / "bad.csv",
         "-l",
@@ -251,7 +309,7 @@ def test_on_bad_row_skip_leaves_out_and_counts(table_dir: Path, config_file: Pat
 
 
 def test_benchmark_command(table_csv: Path, config_file: Path, tmp_path: Path):
-    result = plait(
+    result = plait_in(
         "benchmark",
         table_csv,
         "-l",
@@ -273,8 +331,8 @@ def test_benchmark_command(table_csv: Path, config_file: Path, tmp_path: Path):
 
 def test_evaluate_robustness(table_csv: Path, config_file: Path, tmp_path: Path):
     run = tmp_path / "run"
-    assert plait("train", table_csv, "-l", "colour", "-c", config_file, "--out", run).returncode == 0
-    as_json, as_table, bad_levels = plait_many(
+    assert plait_in("train", table_csv, "-l", "colour", "-c", config_file, "--out", run).returncode == 0
+    as_json, as_table, bad_levels = plait_in_each(
         ["evaluate", run, table_csv, "--robustness", "--levels", "0.5", "--json"],
         ["evaluate", run, table_csv, "--robustness", "--levels", "0.5"],
         ["evaluate", run, table_csv, "--robustness", "--levels", "half"],
@@ -304,9 +362,9 @@ def test_text_target_generates_through_the_cli(tmp_path: Path):
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     run = tmp_path / "run"
-    assert plait("train", tmp_path / "t.csv", "-c", tmp_path / "c.yaml", "--out", run).returncode == 0
+    assert plait_in("train", tmp_path / "t.csv", "-c", tmp_path / "c.yaml", "--out", run).returncode == 0
     out = tmp_path / "p.csv"
-    evaluated, predicted = plait_many(
+    evaluated, predicted = plait_in_each(
         ["evaluate", run, tmp_path / "t.csv", "--json"], ["predict", run, tmp_path / "t.csv", "--output", out]
     )
     metrics = json.loads(evaluated.stdout)
@@ -327,7 +385,7 @@ def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_p
     run = tmp_path / "run"
     table = table_dir / "tags.csv"
     args = ["--label", "colour", "--label", "tags", "--type", "tags=multilabel", "-c", tmp_path / "c.yaml"]
-    result = plait("train", table, *args, "--out", run, "--epochs", "2")
+    result = plait_in("train", table, *args, "--out", run, "--epochs", "2")
     assert result.returncode == 0, result.stderr
 
     labels = ["cool", "natural", "north"]
@@ -337,7 +395,7 @@ def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_p
     assert thresholds == {"tags": dict(zip(labels, saved["fitted"]["thresholds_"], strict=True))}
 
     out = tmp_path / "p.parquet"
-    evaluated, predicted = plait_many(
+    evaluated, predicted = plait_in_each(
         ["evaluate", run, table, "--json"], ["predict", run, table, "--output", out]
     )
     assert evaluated.returncode == 0, evaluated.stderr
@@ -359,19 +417,19 @@ def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_p
 def test_train_speed_flags_and_cache_clear(table_csv: Path, config_file: Path, tmp_path: Path):
     cache = Path(os.environ["PLAIT_CACHE_DIR"]) / "decoded"  # the suite's private cache
     common = ("--label", "colour", "--config", config_file, "--epochs", "1")
-    result = plait("train", table_csv, *common, "--out", tmp_path / "a", "--no-cache", "--channels-last")
+    result = plait_in("train", table_csv, *common, "--out", tmp_path / "a", "--no-cache", "--channels-last")
     assert result.returncode == 0, result.stderr
     saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
     assert saved["cache"] is False and saved["trainer"]["channels_last"] is True
     assert saved["trainer"]["compile"] is False
     assert not cache.exists()
 
-    result = plait("train", table_csv, *common, "--out", tmp_path / "b")
+    result = plait_in("train", table_csv, *common, "--out", tmp_path / "b")
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())["cache"] is True
     stored = len(list(cache.glob("*.safetensors")))
     assert stored == 4  # image and caption, training and validation rows
 
-    result = plait("cache", "clear")
+    result = plait_in("cache", "clear")
     assert result.returncode == 0, result.stderr
     assert f"removed {stored} file(s)" in result.stdout and not cache.exists()

@@ -8,7 +8,7 @@ import yaml
 
 from plait.evaluation.cv import FOLD_COLUMN
 from tests.conftest import TINY_CONFIG, make_table
-from tests.test_cli import plait_many
+from tests.test_cli import plait_in_each
 
 
 def test_fold_runs_read_only_the_users_columns_and_evaluate_on_its_table(tmp_path: Path):
@@ -18,7 +18,7 @@ def test_fold_runs_read_only_the_users_columns_and_evaluate_on_its_table(tmp_pat
     config.write_text(yaml.safe_dump({**TINY_CONFIG, "trainer": {**TINY_CONFIG["trainer"], "epochs": 1}}))
     cv_dir = tmp_path / "cv"
     table = tmp_path / "t.csv"
-    cv, *evaluations = plait_many(
+    cv, *evaluations = plait_in_each(
         ["cv", table, "-l", "colour", "--folds", "2", "-c", config, "--out", cv_dir, "--json"],
         ["evaluate", cv_dir / "fold-1", table, "--json"],
         ["evaluate", cv_dir / "fold-2", table, "--json"],

@@ -16,7 +16,7 @@ from plait.predictor import Predictor
 from plait.retrieval import Embeddings
 from plait.train import fit
 from tests.conftest import TINY_CONFIG, TINY_ENCODERS, make_table
-from tests.test_cli import plait, plait_many
+from tests.test_cli import plait_in, plait_in_each
 
 CONFIG = {
     "inputs": [
@@ -39,17 +39,18 @@ def retrieval_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     make_table(folder / "data").to_csv(folder / "data" / "table.csv", index=False)
     (folder / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     run = folder / "run"
-    result = plait("train", folder / "data" / "table.csv", "--config", folder / "config.yaml", "--out", run)
+    table = folder / "data" / "table.csv"
+    result = plait_in("train", table, "--config", folder / "config.yaml", "--out", run)
     assert result.returncode == 0, result.stderr
     assert "recall@1" in result.stdout
-    return run, folder / "data" / "table.csv"
+    return run, table
 
 
 def test_embed_and_search_round_trip_through_the_cli(retrieval_run: tuple[Path, Path], tmp_path: Path):
     run, table = retrieval_run
     frame = pd.read_csv(table)
     out = tmp_path / "images.parquet"
-    embedded, as_npy, searched = plait_many(
+    embedded, as_npy, searched = plait_in_each(
         ["embed", run, table, "--column", "image", "--output", out],
         ["embed", run, table, "--column", "image", "--output", tmp_path / "images.npy"],
         ["search", run, "--index", out, "--query", "a red square number 3", "--top", "5", "--json"],
@@ -92,7 +93,7 @@ def test_search_an_image_query_against_a_table_of_captions(retrieval_run: tuple[
 
 def test_zero_shot_classifies_images_by_prompt(retrieval_run: tuple[Path, Path], tmp_path: Path):
     run, table = retrieval_run
-    result = plait(
+    result = plait_in(
         "zero-shot", run, table, "--column", "image", "--labels", "red,green,blue",
         "--template", "a {label} square", "--truth", "colour", "--output", tmp_path / "z.csv",
     )  # fmt: skip
@@ -106,7 +107,7 @@ def test_zero_shot_classifies_images_by_prompt(retrieval_run: tuple[Path, Path],
 
 def test_evaluate_reports_recall_in_both_directions(retrieval_run: tuple[Path, Path]):
     run, table = retrieval_run
-    result = plait("evaluate", run, table, "--json")
+    result = plait_in("evaluate", run, table, "--json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     for name in ("recall@1", "recall@5", "image_to_caption_median_rank", "caption_to_image_recall@10"):
@@ -125,7 +126,7 @@ def test_retrieval_mistakes_get_one_line(retrieval_run: tuple[Path, Path], table
         predictor.predict(table)
     with pytest.raises(ConfigError, match="the index holds 'image' embeddings, not 'caption'"):
         predictor.search("a red square", predictor.embed(table, "image"), index_column="caption")
-    result = plait("train", table_csv, "--retrieval", "image,size")
+    result = plait_in("train", table_csv, "--retrieval", "image,size")
     assert result.returncode == 2 and "towers must be image, text or audio" in result.stderr
 
 

@@ -135,13 +135,12 @@ def test_predict_with_data_root(trained, tmp_path: Path):
     run, table = trained
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    try:
-        result = plait_cli("predict", run, table, "--output", tmp_path / "p.csv", "--data-root", elsewhere)
-        lines = result.output.strip().splitlines()
-        assert result.exit_code == 2 and len(lines) == 1, result.output
-        assert "column 'image', row 1:" in lines[0]
-        assert f"outside --data-root {elsewhere.resolve()}" in lines[0]
-        result = plait_cli("predict", run, table, "--output", tmp_path / "p.csv", "--data-root", table.parent)
-        assert result.exit_code == 0, result.output
-    finally:
-        paths.set_data_root(None)  # in process: the CLI's setting must not leak into other tests
+    result = plait_cli("--data-root", elsewhere, "predict", run, table, "--output", tmp_path / "p.csv")
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "column 'image', row 1:" in lines[0]
+    assert f"outside --data-root {elsewhere.resolve()}" in lines[0]
+    assert paths.data_root() is None  # in process: the command's root does not outlive it
+    result = plait_cli("--data-root", table.parent, "predict", run, table, "--output", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    assert paths.data_root() is None

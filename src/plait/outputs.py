@@ -57,16 +57,22 @@ def prediction_frame(
     return result
 
 
+def check_prediction_path(path: str | Path) -> Path:
+    """`path` if write_predictions can write it (by its suffix), else a one-line error."""
+    path = Path(path)
+    if path.suffix.lower() not in PREDICTION_SUFFIXES:
+        raise DataError(f"--output must end in .csv, .parquet or .jsonl, got {path.name!r}")
+    return path
+
+
 def write_predictions(frames: Iterable[pd.DataFrame], path: str | Path) -> int:
     """Write `frames` (same columns, in order) one after another to a .csv, .parquet or
     .jsonl file; returns the rows written. Each frame is written as it comes (a Parquet
     row group, or lines appended), so a streamed table's predictions are never held
     whole; the file appears only when all are written, a failure leaving any previous
     one intact (plait.atomic)."""
-    path = Path(path)
+    path = check_prediction_path(path)
     suffix = path.suffix.lower()
-    if suffix not in PREDICTION_SUFFIXES:
-        raise DataError(f"--output must end in .csv, .parquet or .jsonl, got {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     rows, parts, parquet = 0, 0, None
     with atomic_path(path) as tmp:

@@ -69,6 +69,10 @@ class Embeddings:
             pq.write_table(table.replace_schema_metadata(meta), tmp)
         return path
 
+    def missing(self) -> int:
+        """Rows with no embedding (an empty or unreadable cell; NaN in `vectors`)."""
+        return int(np.isnan(self.vectors).any(1).sum())
+
     @classmethod
     def load(cls, path: str | Path) -> Embeddings:
         path = Path(path)
@@ -214,6 +218,17 @@ def zero_shot(
     return result
 
 
+def zero_shot_accuracy(result: pd.DataFrame, data: str | Path, truth: str) -> dict[str, float]:
+    """Accuracy of `zero_shot`'s predictions against the table's `truth` column, over the
+    rows it could classify, and their count."""
+    frame = read_table(data).frame
+    if truth not in frame.columns:
+        raise DataError(f"--truth column {truth!r} not in {data}; columns: {', '.join(frame.columns)}")
+    scored = result["predicted"].notna()
+    right = (result["predicted"][scored] == frame[truth].astype(str).str.strip()[scored]).mean()
+    return {"accuracy": float(right), "rows": float(scored.sum())}
+
+
 def _query_column(run: Run, head: ContrastiveHead, query: str, folder: Path) -> str:
     """The tower a query belongs to: by its file type when it names a file, else text."""
     lower = query.strip().lower()
@@ -262,3 +277,8 @@ def _index(
 
 def rows_file(path: Path) -> Path:
     return path.with_name(path.name + ".rows.csv")
+
+
+def embedding_files(path: Path) -> list[Path]:
+    """The files `Embeddings.save(path)` writes: a .npy file has its rows beside it."""
+    return [path, rows_file(path)] if path.suffix.lower() == ".npy" else [path]

@@ -14,7 +14,7 @@ from plait.errors import ConfigError
 from plait.evaluation.importance import _permuted, benchmark_notes
 from plait.train import fit
 from tests.conftest import make_table, tiny_config
-from tests.test_cli import plait
+from tests.test_cli import plait_in
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def image_only_signal(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, P
 
 def test_the_image_carries_the_signal(image_only_signal: tuple[Path, Path]):
     run, table = image_only_signal
-    result = plait("explain", run, table, "--bootstrap", "50", "--json")
+    result = plait_in("explain", run, table, "--bootstrap", "50", "--json")
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout)
     assert found["metric"] == "accuracy" and found["clean"] > 0.9
@@ -54,7 +54,7 @@ def test_the_image_carries_the_signal(image_only_signal: tuple[Path, Path]):
 
 def test_rows_get_contributions_and_saliency_maps(image_only_signal: tuple[Path, Path], tmp_path: Path):
     run, table = image_only_signal
-    result = plait("explain", run, table, "--rows", "1,6", "--output-dir", tmp_path, "--json")
+    result = plait_in("explain", run, table, "--rows", "1,6", "--output-dir", tmp_path, "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert [r["row"] for r in rows] == [1, 6]

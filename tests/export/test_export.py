@@ -17,7 +17,7 @@ from plait.predictor import Predictor
 from plait.runtime import Runtime
 from plait.train import fit
 from tests.conftest import tiny_config
-from tests.test_cli import plait
+from tests.test_cli import plait_in
 
 
 def train(table: Path, folder: Path, **overrides: object) -> Path:
@@ -64,7 +64,7 @@ def test_one_fusion_of_each_family_through_onnx(table_csv: Path, tmp_path: Path,
 def test_cli_export_and_the_light_runtime(reference_run: tuple[Path, Path], tmp_path: Path):
     run, table = reference_run
     model = tmp_path / "model.onnx"
-    result = plait("export", run, "--format", "onnx", "--output", model)
+    result = plait_in("export", run, "--format", "onnx", "--output", model)
     assert result.returncode == 0, result.stderr
     script = (
         "import sys; from plait.runtime import main; code = main(sys.argv[1:]); "
@@ -83,7 +83,7 @@ def test_cli_export_and_the_light_runtime(reference_run: tuple[Path, Path], tmp_
     expected = Predictor.load(run).predict(table)
     assert (pd.read_csv(out)["colour"] == expected["colour"]).all()
 
-    result = plait("export", run, "--format", "tflite", "--output", tmp_path / "m.tflite")
+    result = plait_in("export", run, "--format", "tflite", "--output", tmp_path / "m.tflite")
     assert result.returncode == 2 and "--format must be one of onnx, torchscript, pt2" in result.stderr
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from plait.errors import RunFolderError
 from plait.report import save_training_report, write_benchmark_report, write_report
-from tests.test_cli import plait
+from tests.test_cli import plait_in
 
 IMPORTANCE = {
     "target": "colour",
@@ -158,12 +158,12 @@ def test_not_a_run_folder(tmp_path: Path):
 
 def test_plait_report_rebuilds_it(run_copy: Path, tmp_path: Path):
     (run_copy / "report.html").unlink()
-    result = plait("report", run_copy)
+    result = plait_in("report", run_copy)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(run_copy / "report.html")
     assert 'alt="residual plot"' in (run_copy / "report.html").read_text()
 
-    result = plait("report", tmp_path / "data")
+    result = plait_in("report", tmp_path / "data")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0 and "not found" in result.stderr
 

@@ -7,7 +7,8 @@ user can confine every media read to one folder:
     with plait.data.paths.confined_to("/data/images"):
         plait.load(run).predict("table.csv")
 
-(`--data-root DIR` on the command line, or the environment variable PLAIT_DATA_ROOT.)
+(`plait --data-root DIR COMMAND ...` on the command line, or the environment variable
+PLAIT_DATA_ROOT.)
 A path is resolved (symlinks followed, `..` normalised) and a cell whose file lies
 outside the root is a bad cell, handled by `on_bad_row` like an unreadable file.
 
@@ -51,8 +52,8 @@ def data_root() -> Path | None:
 
 
 def set_data_root(root: str | Path | None) -> None:
-    """Confine media reads for the rest of this process (the CLI's --data-root);
-    None keeps the environment's PLAIT_DATA_ROOT, if any."""
+    """Confine media reads for the rest of this process (a data loader worker re-applies
+    its parent's root with it); None keeps the environment's PLAIT_DATA_ROOT, if any."""
     global _root
     _root = _checked(root) if root is not None else None
     data_root()  # a bad PLAIT_DATA_ROOT is reported now, not at the first media file
