@@ -13,7 +13,6 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from plait.build import validate_components
 from plait.config import (
     COLUMN_TYPES,
     DEFAULT_ENCODERS,
@@ -165,6 +164,9 @@ def resolved(
         outputs.append({**out.model_dump(), "head": head.model_dump()})
     inputs_data = [i.model_dump() for i in inputs]
     done = ResolvedConfig.model_validate({**config.model_dump(), "inputs": inputs_data, "outputs": outputs})
+    # Imported here: plait.runtime (ONNX, no training code) reads tables through this module.
+    from plait.build import validate_components
+
     validate_components(done)
     return done
 
