@@ -11,14 +11,16 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e ".[dev,pretrained,serve,export]"
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e ".[dev,pretrained,serve,export,ensemble]"
 	touch $@
 
 demo: $(BIN)/.installed
 	$(BIN)/plait demo
 
+# Every layer, in parallel on every core (pytest-xdist); the fast layer alone, in
+# minutes: $(BIN)/python -m pytest -m "not slow".
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench

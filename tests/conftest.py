@@ -21,6 +21,24 @@ SHARED_DATA = Path(
     os.environ.get("PLAIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs `-n auto`), one torch thread per worker, for
+    it and the `plait` processes it starts: workers share the cores, and two threads
+    each would oversubscribe them."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The trainings on real data first: they are the longest, and started last they
+    would leave the other workers idle at the end of a parallel run."""
+    items.sort(key=lambda item: 0 if item.path.name == "test_slow.py" else 1)  # stable: keeps file order
+
+
 # Small components so each test trains in seconds.
 # A tenth held out, as before plait.recipe sized the split (tests/test_presets.py tests
 # the sizing): tiny tables keep enough training rows to learn in a few epochs.

@@ -101,6 +101,7 @@ def config_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict(table_csv: Path, config_file: Path, tmp_path: Path):
     run = tmp_path / "run"
     result = plait(
@@ -212,6 +213,7 @@ def bad_input_cases(table_dir: Path, tmp_path: Path) -> dict[str, tuple[list, st
     }
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(table_dir: Path, tmp_path: Path):
     cases = bad_input_cases(table_dir, tmp_path)
     outs = [tmp_path / "runs" / name.replace(" ", "_") for name in cases]
@@ -308,6 +310,7 @@ def test_on_bad_row_skip_leaves_out_and_counts(table_dir: Path, config_file: Pat
     assert rows["train"] + rows["val"] == 58
 
 
+@pytest.mark.slow
 def test_benchmark_command(table_csv: Path, config_file: Path, tmp_path: Path):
     result = plait_in(
         "benchmark",
@@ -329,6 +332,7 @@ def test_benchmark_command(table_csv: Path, config_file: Path, tmp_path: Path):
     assert (tmp_path / "b" / "benchmark.png").exists()
 
 
+@pytest.mark.slow
 def test_evaluate_robustness(table_csv: Path, config_file: Path, tmp_path: Path):
     run = tmp_path / "run"
     assert plait_in("train", table_csv, "-l", "colour", "-c", config_file, "--out", run).returncode == 0

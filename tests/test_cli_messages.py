@@ -131,6 +131,7 @@ def one_line(result) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_serve_on_a_busy_port_says_so_in_one_line(ran):
     assert "is already in use" in one_line(ran["results"]["busy port"])
 

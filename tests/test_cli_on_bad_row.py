@@ -37,6 +37,7 @@ def schema_row(stderr: str, column: str) -> list[str]:
     return [cell.strip() for cell in line.strip("│").split("│")]
 
 
+@pytest.mark.slow
 def test_evaluate_predict_explain_take_on_bad_row(tmp_path: Path):
     table = bad_table(tmp_path / "data")
     config = tmp_path / "c.yaml"
@@ -113,6 +114,7 @@ def test_predictor_load_overrides_the_runs_setting(tmp_path: Path):
         Predictor.load(tmp_path / "run", on_bad_row="drop")
 
 
+@pytest.mark.slow
 def test_shard_folders_take_on_bad_row(tmp_path: Path):
     frame = tabular_frame(90).assign(row_id=[f"r{i}" for i in range(90)])
     trainer = {"epochs": 1, "batch_size": 16, "eval_batch_size": 8, "num_workers": 0, "progress": False}

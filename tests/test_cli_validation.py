@@ -13,6 +13,7 @@ from tests.conftest import make_table, tiny_config, tiny_run
 from tests.test_cli import plait, plait_many
 
 
+@pytest.mark.slow
 def test_epochs_below_one_exit_2_before_anything_is_written(tmp_path: Path):
     data = tmp_path / "data"
     make_table(data, rows=12).to_csv(data / "t.csv", index=False)
@@ -77,6 +78,7 @@ def cases(run: Path, table: Path) -> dict[str, tuple[list, str]]:
     }
 
 
+@pytest.mark.slow
 def test_every_numeric_option_is_checked_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     run, table = tiny_run(tmp_path / "made")
     work = tmp_path / "cwd"  # default output folders (runs/...) would land here

@@ -86,6 +86,7 @@ def test_rank_comes_from_the_launcher_environment(monkeypatch: pytest.MonkeyPatc
     assert global_rank(TrainerConfig(accelerator="cpu", devices=2, num_nodes=2, strategy="ddp")) == 3
 
 
+@pytest.mark.slow
 def test_cli_rejects_bad_scale_out_flags(tmp_path: Path):
     table = tmp_path / "t.csv"
     pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": ["p", "q", "p", "q"]}).to_csv(table, index=False)
@@ -128,6 +129,7 @@ def _gather_worker(rank: int, port: int, emb: torch.Tensor, groups: torch.Tensor
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_retrieval_metrics_gather_every_process(tmp_path: Path):
     gen = torch.Generator().manual_seed(0)
     emb = torch.nn.functional.normalize(torch.randn(40, 2, 8, generator=gen), dim=-1)  # (N, towers, D)
@@ -152,6 +154,7 @@ def _separable_table(path: Path, rows: int = 400) -> None:
     frame.to_csv(path, index=False)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one(tmp_path: Path):
     """`plait train --devices 2 --strategy ddp` (two CPU processes, gloo) against one process.
 

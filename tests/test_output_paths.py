@@ -174,6 +174,7 @@ def refused(result, message: str) -> bool:
     return result.returncode == 2 and len(lines) == 1 and message in lines[0]
 
 
+@pytest.mark.slow
 def test_train_with_overwrite_keeps_the_table_a_users_folder_and_a_file(ran):
     results, before, after = ran
     assert refused(results["train --out data"], "which this command reads")

@@ -122,6 +122,7 @@ def timed_config(limit: float) -> dict:
     return config
 
 
+@pytest.mark.slow
 def test_training_stops_within_the_budget_with_its_best_checkpoint(tmp_path: Path, monkeypatch):
     slow_steps(monkeypatch, 0.25)
     make_table(tmp_path, rows=20).to_csv(tmp_path / "t.csv", index=False)
@@ -161,6 +162,7 @@ def test_a_budget_used_up_before_training_says_so(tmp_path: Path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_budget_too_short_for_one_pass_gives_the_minimum(tmp_path: Path, monkeypatch):
     slow_steps(monkeypatch, 2.0)  # 40 rows: 4 steps a pass, 8 s
     with pytest.raises(ConfigError, match=r"is too short to finish one pass over the data .* give at least"):
@@ -168,6 +170,7 @@ def test_a_budget_too_short_for_one_pass_gives_the_minimum(tmp_path: Path, monke
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_bad_presets_and_limits_through_the_cli(tmp_path: Path):
     make_table(tmp_path, rows=12).to_csv(tmp_path / "t.csv", index=False)
     train = ["train", tmp_path / "t.csv", "--label", "colour", "--out", tmp_path / "run"]

@@ -117,6 +117,7 @@ def reference(table: Path) -> Path:
     return table / "ref"
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_matches_an_uninterrupted_run(table: Path, reference: Path):
     out = table / "killed"
     # Killed after an epoch-end checkpoint: the epochs logged before must survive too.
@@ -138,6 +139,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(table: Path, reference
     assert not work_dir(out).exists()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_gracefully_with_a_checkpoint_and_resumes(table: Path, reference: Path):
     out = table / "stopped"
     proc = start_and_interrupt(command(table, "stopped"), work_dir(out) / LAST, signal.SIGTERM)
@@ -200,6 +202,7 @@ def test_sigterm_after_a_steps_callbacks_stops_at_the_next_step(tmp_path: Path):
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_stops_at_once(table: Path):
     out = table / "twice"
     proc = subprocess.Popen(

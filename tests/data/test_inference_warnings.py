@@ -127,6 +127,7 @@ def warned(result: subprocess.CompletedProcess, key: str) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith(WARNINGS[key])]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "cv"])
 def test_cli_stray_text_warns_once_on_one_line(cli: dict, command: str):
     (line,) = warned(cli[command], "stray")

@@ -37,6 +37,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     return folder / "run", folder / "table.parquet", write_shards(folder, frame, shards=3, row_group=16)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_shards_evaluate_and_predict_as_one_file(trained: tuple[Path, Path, Path], workers: int):
     run, table, shards = trained
@@ -96,6 +97,7 @@ def test_bad_cell_in_a_shard_names_column_row_and_shard(
     assert "Traceback" not in str(error.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_rows_with_unusable_cells_are_counted_whichever_worker_reads_them(
     trained: tuple[Path, Path, Path], tmp_path: Path, workers: int
@@ -145,6 +147,7 @@ def test_predictions_are_written_piece_by_piece(tmp_path: Path):
         assert list(back["y"]) == ["a", "b", "c", "d"] and list(back["id"]) == [1.5, 2.5, 3, 4]
 
 
+@pytest.mark.slow
 def test_cli_evaluate_and_predict_a_shard_folder(trained: tuple[Path, Path, Path], tmp_path: Path):
     run, table, shards = trained
     runs = {"file.parquet": table, "shards.parquet": shards, "shards.csv": shards}
@@ -174,6 +177,7 @@ def test_cli_errors_on_a_shard_folder(trained: tuple[Path, Path, Path], tmp_path
     assert not (tmp_path / "p.csv").exists()
 
 
+@pytest.mark.slow
 def test_report_of_a_streamed_run_says_what_the_sample_covers(tmp_path: Path):
     folder = write_shards(tmp_path, tabular_frame(400), shards=2, row_group=50)
     config = {"trainer": {**CONFIG["trainer"], "epochs": 1, "stream_sample_rows": 100}}

@@ -152,6 +152,7 @@ def test_bad_image_in_a_shard_is_named(tmp_path: Path):
         fit(folder, "colour", cfg, out=tmp_path / "run", base_dir=tmp_path, verbose=False)
 
 
+@pytest.mark.slow
 def test_fit_streams_images_and_text_from_shards(tmp_path: Path):
     frame = make_table(tmp_path, rows=96)
     folder = write_shards(tmp_path, frame, shards=3, row_group=8)
@@ -186,6 +187,7 @@ def test_fsspec_url(tmp_path: Path):
     assert metrics["rows"]["train"] + metrics["rows"]["val"] == 120
 
 
+@pytest.mark.slow
 def test_cli_trains_on_a_shard_folder(tmp_path: Path):
     folder = write_shards(tmp_path, tabular_frame(200).assign(split=["train"] * 160 + ["test"] * 40))
     result = subprocess.run(
@@ -247,6 +249,7 @@ def test_decoded_row_groups_are_cached_after_the_first_epoch(tmp_path: Path, mon
     assert len(first) == (train.n_rows // 8) * 8
 
 
+@pytest.mark.slow
 def test_data_root_holds_in_the_loader_workers(tmp_path: Path):
     from plait.data.paths import confined_to
 

@@ -8,6 +8,7 @@ from plait.evaluation.benchmark import benchmark
 from tests.conftest import tiny_config
 
 
+@pytest.mark.slow
 def test_benchmark_compares_fusions_and_single_inputs(table_csv: Path, tmp_path: Path):
     config = tiny_config(inputs=tiny_config()["inputs"][:2])  # image + caption
     summary = benchmark(

@@ -46,6 +46,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     return train(folder / "table.csv", folder / "run"), folder / "table.csv"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "suffix"), [("onnx", ".onnx"), ("torchscript", ".pt"), ("pt2", ".pt2")])
 def test_reference_model_in_every_format(
     reference_run: tuple[Path, Path], tmp_path: Path, fmt: str, suffix: str
@@ -55,12 +56,14 @@ def test_reference_model_in_every_format(
     assert_same(path, run, table)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fusion", ["attention", "low_rank_tensor", "late"])
 def test_one_fusion_of_each_family_through_onnx(table_csv: Path, tmp_path: Path, fusion: str):
     run = train(table_csv, tmp_path / "run", fusion=fusion)
     assert_same(export_run(run, "onnx", tmp_path / "model.onnx"), run, table_csv)
 
 
+@pytest.mark.slow
 def test_cli_export_and_the_light_runtime(reference_run: tuple[Path, Path], tmp_path: Path):
     run, table = reference_run
     model = tmp_path / "model.onnx"
@@ -107,13 +110,15 @@ def test_a_text_target_is_refused_in_one_line():
     head = HEADS.build(
         "decoder", {"dim": 8, "depth": 1, "heads": 2}, in_dim=4, token_dims={}, vocab_size=6, max_length=5
     )
-    stand_in = SimpleNamespace(model=SimpleNamespace(encoders={}, heads={"caption": head}))
+    model = SimpleNamespace(encoders={}, heads={"caption": head})
+    stand_in = SimpleNamespace(model=model, run=SimpleNamespace(ensemble=None))
     with pytest.raises(
         ConfigError, match="^cannot export: target 'caption' generates text, a data-dependent"
     ):
         check_exportable(stand_in)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", ["audio_cnn", "audio_cnn1d", "audio_gru"])
 def test_audio_encoders_through_onnx(tmp_path: Path, encoder: str):
     """Audio (with its frame mask) + category; each from-scratch audio encoder exports."""

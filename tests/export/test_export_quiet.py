@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import make_table, tiny_config
 from tests.test_cli import plait_many
 
 
+@pytest.mark.slow
 def test_export_prints_one_line_and_no_warnings(tmp_path: Path):
     from plait.train import fit
 

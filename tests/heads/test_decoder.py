@@ -98,6 +98,7 @@ def test_beam_search_finds_at_least_the_greedy_likelihood():
     assert (logprob(beam) >= logprob(greedy) - 1e-5).all()
 
 
+@pytest.mark.slow
 def test_learns_a_copy_task_to_exact_match():
     """Memory = the source digits' embeddings; the target repeats them."""
     torch.manual_seed(0)

@@ -41,6 +41,7 @@ def chromium(profile: Path):
     return webdriver.Chrome(options=options, service=Service(driver))
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(run_copy: Path, tmp_path: Path):
     (run_copy / "importance.json").write_text(json.dumps(IMPORTANCE))
     (run_copy / "robustness.json").write_text(json.dumps(ROBUSTNESS))

@@ -18,6 +18,7 @@ from plait.serve import ServeOptions
 PLAIT = [sys.executable, "-m", "plait.cli"]
 
 
+@pytest.mark.slow
 def test_bad_run_folder_exits_2_with_one_line(tmp_path: Path):
     result = subprocess.run(
         [*PLAIT, "serve", str(tmp_path / "nope")], capture_output=True, text=True, timeout=120
@@ -46,6 +47,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_serves_predictions_over_http(served):
     predictor, folder = served
     port = free_port()

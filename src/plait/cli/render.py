@@ -30,7 +30,7 @@ def run_metrics(run_dir: Path, splits: dict[str, str]) -> None:
     for split, title in splits.items():
         if split in saved:
             metrics(saved[split], title)
-    out.print(f"run folder: {run_dir}")
+    out.print(f"run folder: {run_dir}", soft_wrap=True)  # one line, however long the path
 
 
 def cv_summary(summary: dict[str, Any], folds: int) -> None:
