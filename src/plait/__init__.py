@@ -42,6 +42,14 @@ def load(run_dir: str | Path, on_bad_row: str | None = None) -> Predictor:
     return Predictor.load(run_dir, on_bad_row)
 
 
+def leaderboard(run_dir: str | Path) -> Any:
+    """A DataFrame of the candidates a run weighed (--preset best, --candidates): each
+    one's validation score, fit and prediction time and weight, then the ensemble."""
+    from plait.ensemble import read_leaderboard
+
+    return read_leaderboard(run_dir)
+
+
 def list_encoders(type_: str | None = None) -> list[str]:
     from plait.encoders import ENCODERS
 
@@ -67,6 +75,7 @@ __all__ = [
     "Predictor",
     "RunFolderError",
     "fit",
+    "leaderboard",
     "list_encoders",
     "list_fusions",
     "list_heads",

@@ -24,6 +24,10 @@ RESERVE_SHARE, RESERVE_SECONDS = 0.05, 1.0
 # the end, which costs far more than a validation pass: captions on Flickr8k-1k overran
 # a 10-minute limit by 8 % with the plain reserve (docs/benchmarks.md).
 TEXT_RESERVE_SHARE = 0.15
+# A run with candidates beside the network (plait.ensemble) keeps this much more for
+# fitting them after the network: LightGBM and the linear probe, which stop at the
+# reserve's start (members_deadline).
+MEMBERS_SHARE = 0.15
 
 
 def format_seconds(seconds: float) -> str:
@@ -61,6 +65,13 @@ class Budget:
                 f"{format_seconds(math.ceil(2 * spent + 10))}"
             )
         return seconds
+
+    def members_deadline(self) -> float | None:
+        """time.monotonic() by which the candidates beside the network must stop, so the
+        final evaluation keeps the plain reserve (None: no limit)."""
+        if self.limit is None:
+            return None
+        return self.started + self.limit * (1 - RESERVE_SHARE) - RESERVE_SECONDS
 
     def too_short(self, trained: float, steps: int, steps_per_epoch: float) -> str:
         """Why a run stopped by the limit before its first validation: with the minimum

@@ -117,6 +117,7 @@ class OutputConfig(_Strict):
     preprocessing: dict[str, Any] = Field(default_factory=dict)
 
 
+Candidate = Literal["neural", "lightgbm", "linear"]  # plait.ensemble
 Modality = Literal["image", "audio", "text", "numeric", "category", "tabular"]
 Auto = Literal["auto"]  # set from the data by plait.recipe; config.yaml records the number
 
@@ -234,6 +235,11 @@ class PlaitConfig(_Strict):
     # scratch), medium (shipped pretrained image and text encoders, frozen and cached),
     # best (medium, trained longer).
     preset: Literal["fast", "medium", "best"] = "medium"
+    # Learners trained and weighted into one ensemble (plait.ensemble): the network
+    # ("neural"), LightGBM and a linear probe on the numeric and category columns and
+    # frozen pretrained features. "auto": all three with preset best, else the network
+    # alone. The network is trained in any case (it serves text and retrieval targets).
+    candidates: list[Candidate] | Literal["auto"] = "auto"
     # A default encoder per modality (image, audio, text, numeric, category, tabular),
     # over the preset's: `encoders: {text: minilm}` changes the text columns only.
     encoders: dict[Modality, ComponentSpec] = Field(default_factory=dict)
@@ -280,6 +286,7 @@ class ResolvedConfig(PlaitConfig):
     # Narrowed from PlaitConfig's lists (pydantic validates the subclass's own types).
     inputs: list[ResolvedInput]
     outputs: list[ResolvedOutput]
+    candidates: list[Candidate]
 
 
 def is_tabular_group(key: str, members: list[ResolvedInput]) -> bool:

@@ -36,6 +36,8 @@ from plait.data.streaming import (
     stream_workers,
 )
 from plait.data.table import read_table
+from plait.ensemble import Ensemble
+from plait.ensemble.ensemble import FILE as ENSEMBLE_FILE
 from plait.errors import BadRowsWarning, ConfigError, DataError, RunFolderError
 from plait.evaluation.generation import references, text_metrics
 from plait.evaluation.metrics import TaskMetrics, flatten
@@ -49,16 +51,23 @@ Data = str | Path | pd.DataFrame
 @dataclass
 class Run:
     """A trained model with what it needs to read tables: its resolved config, fitted
-    input and target processors, and the model in eval mode."""
+    input and target processors, the network in eval mode and, when other candidates
+    were weighted in (plait.ensemble), the ensemble its predictions go through."""
 
     config: ResolvedConfig
     processors: dict[str, InputProcessor]
     targets: dict[str, TargetProcessor]
     model: MultimodalModel
     run_dir: Path | None = None
+    ensemble: Ensemble | None = None
 
     def __post_init__(self) -> None:
         self.model.eval()
+
+    def predict(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Activated outputs per target for one batch: the network's, or the ensemble's."""
+        out = self.model.predict(inputs, present)
+        return out if self.ensemble is None else self.ensemble.combine(out, inputs, present)
 
 
 def load_run(run_dir: str | Path, on_bad_row: str | None = None) -> Run:
@@ -83,7 +92,29 @@ def load_run(run_dir: str | Path, on_bad_row: str | None = None) -> Run:
             f"{str(err).splitlines()[0][:200]}"
         ) from None
     verify_checksum(run_dir, "model.safetensors")  # same shapes, other values
-    return Run(config, processors, targets, model, run_dir)
+    return Run(config, processors, targets, model, run_dir, load_ensemble(run_dir, processors, targets))
+
+
+def load_ensemble(
+    run_dir: Path, processors: dict[str, InputProcessor], targets: dict[str, TargetProcessor]
+) -> Ensemble | None:
+    """The run's ensemble (None: the network alone); a damaged one is a RunFolderError."""
+    path = run_dir / ENSEMBLE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Ensemble.load(run_dir, processors, targets)
+    except ConfigError as err:  # LightGBM not installed
+        raise RunFolderError(f"{path}: {err}") from None
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+    ) as err:
+        raise RunFolderError(
+            f"{path} or a member it names is damaged: {' '.join(str(err).split())[:200]}"
+        ) from None
 
 
 def is_stream(data: Data) -> bool:
@@ -146,7 +177,7 @@ def outputs(
     truth: dict[str, list[Tensor]] = {t: [] for t in dataset.targets}
     for batch in loader:
         present = {k: m & (k not in drop) for k, m in batch.present.items()}
-        for t, out in run.model.predict(batch.inputs, present).items():
+        for t, out in run.predict(batch.inputs, present).items():
             preds[t].append(out)
         for t, values in batch.targets.items():
             truth[t].append(values)
@@ -215,7 +246,7 @@ def evaluate_stream(run: Run, dataset: StreamingDataset) -> dict[str, float]:
     }
     seen, unusable = 0, 0
     for batch in stream_loader(dataset):
-        for t, out in run.model.predict(batch.inputs, batch.present).items():
+        for t, out in run.predict(batch.inputs, batch.present).items():
             metrics[t].update(out, batch.targets[t])
         seen += len(batch)
         unusable += _unusable(batch)
@@ -238,7 +269,7 @@ def stream_outputs(
     appends to `unusable` each batch's count of rows with a cell treated as missing."""
     for batch in stream_loader(dataset):
         with torch.inference_mode():
-            preds = run.model.predict(batch.inputs, batch.present)
+            preds = run.predict(batch.inputs, batch.present)
         assert batch.rows is not None  # streamed batches always carry their rows
         unusable.append(_unusable(batch))
         yield batch.rows, preds

@@ -18,6 +18,7 @@ from plait.config import ResolvedConfig
 from plait.data.dataset import TableDataset
 from plait.data.processors import InputProcessor, PairTarget, TargetProcessor
 from plait.data.stream_order import IdColumns, in_table_order
+from plait.ensemble import Ensemble
 from plait.errors import BadRowsWarning, ConfigError, RunFolderError
 from plait.evaluation import attribution, importance
 from plait.evaluation.importance import Importance
@@ -39,15 +40,16 @@ class Predictor:
         targets: dict[str, TargetProcessor],
         model: MultimodalModel,
         run_dir: Path | None = None,
+        ensemble: Ensemble | None = None,
     ) -> None:
-        self.run = Run(config, processors, targets, model, run_dir)
+        self.run = Run(config, processors, targets, model, run_dir, ensemble)
 
     @classmethod
     def load(cls, run_dir: str | Path, on_bad_row: str | None = None) -> Predictor:
         """The run in `run_dir`. `on_bad_row` (error, missing, skip) replaces the run's
         setting for every table this predictor reads (`--on-bad-row`)."""
         run = inference.load_run(run_dir, on_bad_row)
-        return cls(run.config, run.processors, run.targets, run.model, run.run_dir)
+        return cls(run.config, run.processors, run.targets, run.model, run.run_dir, run.ensemble)
 
     # The run's parts, as attributes (plait.inference.Run holds them).
     @property

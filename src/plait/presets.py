@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 from functools import cache
 
-from plait.config import DEFAULT_ENCODERS, ComponentSpec
+from plait.config import DEFAULT_ENCODERS, Candidate, ComponentSpec
 
 PRESETS = ("fast", "medium", "best")
 # What `medium` and `best` change; every other modality keeps DEFAULT_ENCODERS. Dropout
@@ -64,6 +64,12 @@ def default_encoders(preset: str, overrides: dict[str, ComponentSpec]) -> dict[s
         specs.update({kind: spec.model_copy(deep=True) for kind, spec in PRETRAINED_ENCODERS.items()})
     specs.update({kind: spec.model_copy(deep=True) for kind, spec in overrides.items()})
     return specs
+
+
+def default_candidates(preset: str) -> list[Candidate]:
+    """The learners a preset trains (plait.ensemble): `best` weights LightGBM and a linear
+    probe beside the network; the others keep the network alone."""
+    return ["neural", "lightgbm", "linear"] if preset == "best" else ["neural"]
 
 
 def needs_own_encoder(columns: list) -> bool:

@@ -25,9 +25,17 @@ from safetensors.torch import save_model
 from torch._dynamo.exc import BackendCompilerFailed
 from torch.utils.data import DataLoader
 
-from plait.budget import RESERVE_SHARE, TEXT_RESERVE_SHARE, Budget, BudgetBar, format_seconds
+from plait.budget import MEMBERS_SHARE, RESERVE_SHARE, TEXT_RESERVE_SHARE, Budget, BudgetBar, format_seconds
 from plait.build import build_model
-from plait.config import OutputConfig, PlaitConfig, ResolvedConfig, TrainerConfig, apply_overrides, as_config
+from plait.config import (
+    Candidate,
+    OutputConfig,
+    PlaitConfig,
+    ResolvedConfig,
+    TrainerConfig,
+    apply_overrides,
+    as_config,
+)
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.fingerprint import fingerprint, media_columns
@@ -47,6 +55,7 @@ from plait.data.streaming import (
 )
 from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
+from plait.ensemble import NEURAL, check_candidates, fit_ensemble
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
 from plait.inference import outputs
@@ -107,6 +116,7 @@ def fit(
             raise ConfigError("the config already has an output named 'retrieval'; drop --retrieval")
         cfg.outputs.append(OutputConfig(name="retrieval", type="retrieval", columns=list(retrieval)))
     cfg = apply_overrides(cfg, epochs=epochs, seed=seed)  # validated like the config
+    chosen_candidates = cfg.candidates != "auto"  # the user's list: a candidate that cannot serve is an error
     _quiet_lightning()
     rank = global_rank(cfg.trainer)  # 0 unless this is another process of a DDP run
     labels = [label] if isinstance(label, str) else list(label or [])
@@ -141,6 +151,7 @@ def fit(
         processors, targets, datasets = table_datasets(cfg, frame, table.base_dir)
         shown = f"{len(frame)} rows"
     verbose = verbose and rank == 0  # one process speaks for a DDP run
+    cfg.candidates = _servable(cfg, processors, targets, shards is not None, chosen_candidates)
     if not all(ds.n_rows for ds in datasets.values()):
         raise DataError("no rows left to train or validate on after skipping bad rows")
     # Rank 0 alone writes the run: it fingerprints the data and, resuming, checks the
@@ -160,9 +171,8 @@ def fit(
         console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}", soft_wrap=True)
 
     generates = any(o.type == "text" for o in cfg.outputs)
-    budget = Budget(
-        started, cfg.trainer.time_limit, reserve_share=TEXT_RESERVE_SHARE if generates else RESERVE_SHARE
-    )
+    reserve = (TEXT_RESERVE_SHARE if generates else RESERVE_SHARE) + (MEMBERS_SHARE if members(cfg) else 0.0)
+    budget = Budget(started, cfg.trainer.time_limit, reserve_share=reserve)
     run = _Run(work, resume_from, f"plait train ... --resume {out_dir}", budget)
     if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
         with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
@@ -183,6 +193,36 @@ def fit(
     shutil.rmtree(work, ignore_errors=True)  # only now: until the rename it is the way back
     predictor.run.run_dir = out_dir
     return predictor
+
+
+def members(cfg: ResolvedConfig) -> list[str]:
+    """The candidates trained beside the network (plait.ensemble)."""
+    return [c for c in cfg.candidates if c != NEURAL]
+
+
+def _servable(
+    cfg: ResolvedConfig,
+    processors: dict[str, InputProcessor],
+    targets: dict[str, TargetProcessor],
+    streamed: bool,
+    chosen: bool,
+) -> list[Candidate]:
+    """The candidates this run can train. One the user listed that cannot serve it is a
+    one-line error; a preset's (best) is dropped instead, leaving the network."""
+    if not members(cfg):
+        return cfg.candidates
+    try:
+        if streamed:
+            raise ConfigError(
+                f"candidates {', '.join(members(cfg))} need a table that fits in memory, not a folder "
+                "of Parquet shards; drop them from --candidates"
+            )
+        check_candidates(cfg.candidates, processors, targets)
+    except ConfigError:
+        if chosen:
+            raise
+        return [NEURAL]
+    return cfg.candidates
 
 
 @dataclass
@@ -314,7 +354,13 @@ def _train(
     # ddp_spawn trains in child processes and hands back no epoch count; the log has it.
     epochs = trainer.current_epoch or _logged_epochs(folder / "log.csv")
 
-    predictor = Predictor(cfg, processors, targets, model)
+    ensemble = None
+    if members(cfg):  # in-memory tables only (_servable)
+        loaders = {p: make_loader(datasets[p], tc.eval_batch_size, shuffle=False) for p in ("train", "val")}
+        deadline = run.budget.members_deadline()
+        ensemble = fit_ensemble(cfg.candidates, processors, targets, loaders, model, cfg.seed, deadline)
+        ensemble.save(folder)
+    predictor = Predictor(cfg, processors, targets, model, ensemble=ensemble)
     thresholds = _tune_thresholds(predictor, datasets["val"])
     metrics: dict[str, Any] = {"validation": predictor.evaluate_dataset(datasets["val"])}
     if "test" in datasets:
@@ -329,6 +375,8 @@ def _train(
     )
     if thresholds:
         metrics["thresholds"] = thresholds
+    if ensemble is not None:  # each candidate's validation score, times and weight
+        metrics["leaderboard"] = ensemble.leaderboard
     return predictor, metrics
 
 

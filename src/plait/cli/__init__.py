@@ -8,7 +8,7 @@ User mistakes (PlaitError) print one line on stderr and exit with code 2.
   process.py    one-line errors and warnings, the process's start time
   render.py     tables and text on stdout
   training.py   demo, train, cv, benchmark
-  analysis.py   evaluate, explain, report
+  analysis.py   evaluate, explain, report, leaderboard
   deploy.py     predict, serve, export
   retrieval.py  embed, search, zero-shot
   cache.py      cache clear
@@ -49,6 +49,7 @@ COMMANDS = {
     "evaluate": analysis.evaluate,
     "explain": analysis.explain,
     "report": analysis.report,
+    "leaderboard": analysis.leaderboard,
     "predict": deploy.predict,
     "serve": deploy.serve,
     "embed": retrieval.embed,

@@ -1,4 +1,4 @@
-"""Commands that measure a trained run: evaluate, explain, report."""
+"""Commands that measure a trained run: evaluate, explain, report, leaderboard."""
 
 from __future__ import annotations
 
@@ -112,3 +112,15 @@ def report(run: Run) -> None:
     from plait.report import write_report
 
     print(write_report(run))
+
+
+def leaderboard(run: Run, as_json: AsJson = False) -> None:
+    """Each candidate's validation score, fit time, prediction time per row and weight
+    in the ensemble (runs trained with --preset best or --candidates)."""
+    from plait.ensemble import read_leaderboard
+
+    board = read_leaderboard(run)
+    if as_json:
+        print(board.to_json(orient="records"))
+    else:
+        render.frame_text(board, ".4g")

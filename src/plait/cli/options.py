@@ -33,7 +33,8 @@ Preset = Annotated[
     str | None,
     typer.Option(
         help="fast (networks from scratch), medium (default: shipped pretrained image and text "
-        "encoders, frozen and cached) or best (medium, trained longer). The config's own choices win."
+        "encoders, frozen and cached) or best (medium, trained longer, with LightGBM and a linear "
+        "probe weighted in). The config's own choices win."
     ),
 ]
 TimeLimit = Annotated[
@@ -42,6 +43,13 @@ TimeLimit = Annotated[
         "--time-limit",
         help="Wall-clock budget of the whole command, e.g. 10m, 90s, 1h30m: training stops in time "
         "and keeps its best checkpoint.",
+    ),
+]
+Candidates = Annotated[
+    str | None,
+    typer.Option(
+        help="Learners to train and weight into one ensemble, comma-separated: neural, lightgbm, "
+        "linear (default: all three with --preset best, else neural). See plait leaderboard RUN."
     ),
 ]
 FusionName = Annotated[
@@ -130,13 +138,19 @@ def user_config(
     fusion: str | None = None,
     preset: str | None = None,
     time_limit: str | None = None,
+    candidates: str | None = None,
 ) -> PlaitConfig:
-    """The --config file (or defaults), with --on-bad-row, --fusion, --preset and
-    --time-limit applied and validated as in a config file."""
+    """The --config file (or defaults), with --on-bad-row, --fusion, --preset,
+    --time-limit and --candidates applied and validated as in a config file."""
     from plait.config import apply_overrides, as_config
 
     return apply_overrides(
-        as_config(path), fusion=fusion, time_limit=time_limit, on_bad_row=on_bad_row, preset=preset
+        as_config(path),
+        fusion=fusion,
+        time_limit=time_limit,
+        on_bad_row=on_bad_row,
+        preset=preset,
+        candidates=None if candidates is None else split_list(candidates),
     )
 
 

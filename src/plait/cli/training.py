@@ -10,6 +10,7 @@ import typer
 
 from plait.cli import render
 from plait.cli.options import (
+    Candidates,
     ConfigFile,
     Data,
     Epochs,
@@ -64,6 +65,7 @@ def train(
     fusion: FusionName = None,
     preset: Preset = None,
     time_limit: TimeLimit = None,
+    candidates: Candidates = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
     retrieval: Annotated[
@@ -113,7 +115,7 @@ def train(
     from plait.train import fit
 
     cfg = apply_overrides(
-        user_config(config, on_bad_row, fusion, preset, time_limit),
+        user_config(config, on_bad_row, fusion, preset, time_limit, candidates),
         **machine_settings(accelerator, devices, num_nodes, strategy, precision),
         **speed_settings(channels_last, compiled, checkpoint_every, no_cache),
     )

@@ -28,7 +28,13 @@ from plait.config import (
 )
 from plait.data.table import infer_types, inference_doubt, is_blank, label_problem
 from plait.errors import ConfigError, DataError, PlaitWarning
-from plait.presets import PRETRAINED_NAMES, default_encoders, effective_preset, needs_own_encoder
+from plait.presets import (
+    PRETRAINED_NAMES,
+    default_candidates,
+    default_encoders,
+    effective_preset,
+    needs_own_encoder,
+)
 
 INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
 TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
@@ -136,6 +142,8 @@ def resolve_config(
     if note:
         warnings.warn(note, PlaitWarning, stacklevel=2)
     config.preset = preset  # the one that applies here
+    if config.candidates == "auto":
+        config.candidates = default_candidates(preset)
     used = {i.name for i in inputs} | set(labels)
     if config.split_column is None:
         config.split_column = next((n for n, t in final.items() if t == "split" and n not in used), None)
@@ -162,6 +170,8 @@ def resolved(
             raise ConfigError(f"output {out.name!r} has no type")
         head = out.head or ComponentSpec(name=DEFAULT_HEADS[out.type])
         outputs.append({**out.model_dump(), "head": head.model_dump()})
+    if config.candidates == "auto":  # a run folder from before candidates: the network alone
+        config = config.model_copy(update={"candidates": ["neural"]})
     inputs_data = [i.model_dump() for i in inputs]
     done = ResolvedConfig.model_validate({**config.model_dump(), "inputs": inputs_data, "outputs": outputs})
     # Imported here: plait.runtime (ONNX, no training code) reads tables through this module.

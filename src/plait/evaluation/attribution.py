@@ -66,11 +66,10 @@ def explain_rows(
                     check_output_file(saliency_path(Path(output_dir), row, key), overwrite, inputs)
     dataset = TableDataset.from_frame(frame, run.processors, base_dir=table.base_dir, on_bad_row="missing")
     batch = dataset.__getitems__(list(range(len(frame))))
-    model = run.model.eval()
     keys = sorted(run.processors)
 
-    with torch.inference_mode():
-        clean = model.predict(batch.inputs, batch.present)[target]
+    with torch.inference_mode():  # through the ensemble when the run has one
+        clean = run.predict(batch.inputs, batch.present)[target]
         chosen = _chosen(clean)
         scores = _score(clean, chosen)
         result = pd.DataFrame({"row": list(rows)})
@@ -78,7 +77,7 @@ def explain_rows(
         result["score"] = scores.numpy()
         for key in keys:
             present = {k: m & (k != key) for k, m in batch.present.items()}
-            without = _score(model.predict(batch.inputs, present)[target], chosen)
+            without = _score(run.predict(batch.inputs, present)[target], chosen)
             result[f"contribution_{key}"] = (scores - without).numpy()
 
     if output_dir is not None:
@@ -118,7 +117,8 @@ def saliency(
     target: str,
     chosen: Tensor | None,
 ) -> Tensor:
-    """(B, H, W) absolute gradient of each row's predicted score w.r.t. image `key`."""
+    """(B, H, W) absolute gradient of each row's predicted score w.r.t. image `key`, through
+    the network (an ensemble's other members read cached features, not pixels)."""
     from captum.attr import Saliency  # imported here: only explanations need it
 
     model = run.model

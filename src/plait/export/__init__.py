@@ -60,6 +60,14 @@ class Exportable(nn.Module):
 
 
 def check_exportable(predictor: Predictor) -> None:
+    ensemble = predictor.run.ensemble
+    if ensemble is not None and any(ensemble.members.values()):
+        names = sorted({n for members in ensemble.members.values() for n in members})
+        raise ConfigError(
+            f"cannot export: the run's predictions weight the network with {', '.join(names)} "
+            "(ensemble.json), which an ONNX or torch file of the network would leave out; serve it "
+            "with plait serve, or train with --candidates neural to export"
+        )
     for group, encoder in predictor.model.encoders.items():
         if isinstance(encoder, PretrainedEncoder):
             raise ConfigError(

@@ -1,0 +1,18 @@
+"""Candidates beside the network and their weighted ensemble (`--candidates`, preset best).
+
+features.py   a batch's vector inputs as one flat table (NaN where missing)
+members.py    LightGBM and a linear probe on that table; saved without pickle
+selection.py  greedy ensemble selection with replacement (Caruana 2004)
+ensemble.py   fit the candidates, weight them, combine their predictions; save, load
+"""
+
+from plait.ensemble.ensemble import (
+    CANDIDATES,
+    NEURAL,
+    Ensemble,
+    check_candidates,
+    fit_ensemble,
+    read_leaderboard,
+)
+
+__all__ = ["CANDIDATES", "NEURAL", "Ensemble", "check_candidates", "fit_ensemble", "read_leaderboard"]

@@ -1,0 +1,241 @@
+"""A run's network and its other candidates, weighted per target (plait.ensemble).
+
+Training fits the candidates on the training split, scores each on the validation split
+the network was early-stopped on, and keeps the greedy-selected weights
+(selection.py). At prediction time the ensemble takes the network's activated outputs
+and the batch, and returns the weighted average per target: every path that predicts
+(predict, evaluate, serve, explain, --robustness) goes through it unchanged, and an
+input removed through its presence mask is missing for every member.
+
+In the run folder: ensemble.json (weights, leaderboard, member files) and one file per
+member and target under members/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from plait.data.processors import InputProcessor, TargetProcessor
+from plait.ensemble.features import FlatLayout, flat_features, flat_layout
+from plait.ensemble.members import TASKS, LightGBMMember, LinearMember, Member
+from plait.ensemble.selection import greedy_weights, log_loss
+from plait.errors import ConfigError, RunFolderError
+from plait.evaluation.metrics import PRIMARY_METRIC, TaskMetrics
+
+NEURAL = "neural"
+CANDIDATES = (NEURAL, "lightgbm", "linear")
+MEMBER_TYPES: dict[str, Any] = {"lightgbm": LightGBMMember, "linear": LinearMember}
+FILE = "ensemble.json"
+SUFFIX = {"lightgbm": ".txt", "linear": ".json"}
+
+
+@dataclass
+class Ensemble:
+    layout: FlatLayout
+    processors: dict[str, InputProcessor]
+    weights: dict[str, dict[str, float]]  # target → candidate → weight (summing to 1)
+    members: dict[str, dict[str, Member]]  # target → candidate → fitted member
+    leaderboard: list[dict[str, Any]] = field(default_factory=list)
+
+    def combine(
+        self, neural: dict[str, Tensor], inputs: dict[str, Tensor], present: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """The network's activated outputs per target, with the weighted members' mixed
+        in: probabilities (B, C) or (B,), or values (B,) in the label's units."""
+        if not any(self.members.values()):
+            return neural
+        x = flat_features(self.layout, self.processors, inputs, present)
+        out = dict(neural)
+        for target, weights in self.weights.items():
+            total = weights.get(NEURAL, 0.0) * neural[target].double().cpu().numpy()
+            for name, weight in weights.items():
+                if name != NEURAL:
+                    total = total + weight * self.members[target][name].predict(x)
+            out[target] = torch.from_numpy(np.asarray(total)).to(neural[target].dtype)
+        return out
+
+    def save(self, folder: Path) -> list[str]:
+        """Write ensemble.json and the members' files; their names relative to `folder`."""
+        if any(self.members.values()):
+            (folder / "members").mkdir(exist_ok=True)
+        files: dict[str, dict[str, str]] = {}
+        for i, (target, members) in enumerate(self.members.items()):
+            for name, member in members.items():
+                path = f"members/{name}-{i}{SUFFIX[name]}"  # by index: a target's name may hold any character
+                member.save(folder / path)
+                files.setdefault(target, {})[name] = path
+        info = {"weights": self.weights, "files": files, "leaderboard": self.leaderboard}
+        (folder / FILE).write_text(json.dumps(info, indent=2))
+        return [FILE, *(p for f in files.values() for p in f.values())]
+
+    @classmethod
+    def load(
+        cls, folder: Path, processors: dict[str, InputProcessor], targets: dict[str, TargetProcessor]
+    ) -> Ensemble:
+        info = json.loads((folder / FILE).read_text())
+        members = {
+            target: {
+                name: MEMBER_TYPES[name].load(folder / path, targets[target].kind)
+                for name, path in files.items()
+            }
+            for target, files in info["files"].items()
+        }
+        return cls(flat_layout(processors), processors, info["weights"], members, info["leaderboard"])
+
+
+def check_candidates(
+    candidates: Iterable[str], processors: dict[str, InputProcessor], targets: dict[str, TargetProcessor]
+) -> None:
+    """One line for a candidate that cannot serve this run: no vector inputs, or no
+    target it can learn."""
+    wanted = [c for c in candidates if c != NEURAL]
+    if not wanted:
+        return
+    if not flat_layout(processors).width:
+        raise ConfigError(
+            f"candidate {wanted[0]} reads numeric and category columns and frozen pretrained features "
+            "(preset medium or best), and this run has none; drop it from --candidates"
+        )
+    if not any(p.kind in TASKS for p in targets.values()):
+        kinds = ", ".join(sorted({p.kind for p in targets.values()}))
+        raise ConfigError(
+            f"candidate {wanted[0]} cannot learn {kinds} targets (only category, binary and numeric "
+            "ones); drop it from --candidates"
+        )
+
+
+def fit_ensemble(
+    candidates: list[str],
+    processors: dict[str, InputProcessor],
+    targets: dict[str, TargetProcessor],
+    batches: dict[str, Iterable[Any]],
+    neural_model: Any,
+    seed: int,
+    deadline: float | None,
+) -> Ensemble:
+    """Fit every candidate but the network on the "train" batches, score all on "val",
+    and weight them per target by greedy selection (the network included when it is a
+    candidate). `neural_model.predict(inputs, present)` gives the network's outputs."""
+    layout = flat_layout(processors)
+    x_train, y_train, _ = _collect(layout, processors, batches["train"], None)
+    x_val, y_val, neural_val = _collect(layout, processors, batches["val"], neural_model)
+    weights: dict[str, dict[str, float]] = {}
+    members: dict[str, dict[str, Member]] = {}
+    board: list[dict[str, Any]] = []
+    for target, proc in targets.items():
+        if proc.kind not in TASKS:
+            continue
+        kind, classes = proc.kind, proc.num_classes or 0
+        preds: dict[str, np.ndarray] = {}
+        fitted: dict[str, Member] = {}
+        rows: dict[str, dict[str, Any]] = {}
+        if NEURAL in candidates:
+            preds[NEURAL] = neural_val[target]
+            rows[NEURAL] = {}
+        for name in (c for c in candidates if c != NEURAL):
+            if deadline is not None and time.monotonic() > deadline:
+                break  # the budget is spent: the rest are left out (and the leaderboard says so)
+            start = time.perf_counter()
+            if name == "lightgbm":
+                member: Member = LightGBMMember.fit(
+                    x_train,
+                    y_train[target],
+                    x_val,
+                    y_val[target],
+                    kind,
+                    classes,
+                    layout.categorical,
+                    seed,
+                    deadline,
+                )
+            else:
+                member = LinearMember.fit(x_train, y_train[target], kind, classes, layout.categorical, seed)
+            fit_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            preds[name] = member.predict(x_val)
+            per_row = (time.perf_counter() - start) / max(len(x_val), 1)
+            fitted[name] = member
+            rows[name] = {
+                "fit_seconds": round(fit_seconds, 2),
+                "predict_ms_per_row": round(1000 * per_row, 4),
+            }
+        loss = log_loss(kind)
+        chosen = greedy_weights(preds, y_val[target], loss)
+        weights[target] = chosen
+        members[target] = {n: m for n, m in fitted.items() if n in chosen}
+        metric = PRIMARY_METRIC[kind]
+        for name, pred in preds.items():
+            score = _score(kind, classes, pred, y_val[target])
+            board.append(
+                {
+                    "target": target,
+                    "candidate": name,
+                    f"val_{metric}": score,
+                    "val_loss": loss(pred, y_val[target]),
+                    "weight": chosen.get(name, 0.0),
+                    **rows[name],
+                }
+            )
+        ensemble_pred = sum(w * preds[n] for n, w in chosen.items())
+        board.append(
+            {
+                "target": target,
+                "candidate": "ensemble",
+                f"val_{metric}": _score(kind, classes, ensemble_pred, y_val[target]),
+                "val_loss": loss(ensemble_pred, y_val[target]),
+                "weight": None,
+            }
+        )
+    return Ensemble(layout, processors, weights, members, board)
+
+
+def _collect(
+    layout: FlatLayout, processors: dict[str, InputProcessor], batches: Iterable[Any], model: Any
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The flat table, the targets and (with `model`) the network's outputs of every batch."""
+    xs, ys, outs = [], {}, {}
+    with torch.inference_mode():
+        for batch in batches:
+            xs.append(flat_features(layout, processors, batch.inputs, batch.present))
+            for t, y in batch.targets.items():
+                ys.setdefault(t, []).append(y.double().numpy())
+            if model is not None:
+                for t, out in model.predict(batch.inputs, batch.present).items():
+                    outs.setdefault(t, []).append(out.double().cpu().numpy())
+    join = lambda parts: {t: np.concatenate(p) for t, p in parts.items()}  # noqa: E731
+    return np.concatenate(xs), join(ys), join(outs)
+
+
+def _score(kind: str, classes: int, pred: np.ndarray, y: np.ndarray) -> float:
+    """The target's primary metric (accuracy, R², ...) on validation, as evaluate reports it."""
+    metrics = TaskMetrics(kind, classes, None)
+    truth = torch.from_numpy(y).long() if kind == "category" else torch.from_numpy(y).float()
+    metrics.update(torch.from_numpy(np.asarray(pred)).float(), truth)
+    return round(float(metrics.compute()[PRIMARY_METRIC[kind]]), 4)
+
+
+def read_leaderboard(run_dir: str | Path) -> pd.DataFrame:
+    """The leaderboard of a run folder: one row per target and candidate, then the
+    ensemble. A run that trained the network alone has none (one-line error)."""
+    path = Path(run_dir) / FILE
+    if not Path(run_dir).is_dir():
+        raise RunFolderError(f"run folder not found: {run_dir}")
+    if not path.is_file():
+        raise ConfigError(
+            f"{run_dir} trained one candidate, the network, so it has no leaderboard; train with "
+            "--preset best or --candidates neural,lightgbm,linear"
+        )
+    try:
+        return pd.DataFrame(json.loads(path.read_text())["leaderboard"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise RunFolderError(f"{path} is damaged: {' '.join(str(err).split())[:200]}") from None

@@ -1,0 +1,156 @@
+"""A run with candidates beside the network (--candidates, preset best): fitted, weighted,
+saved without pickle, and used by every path that predicts."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import plait
+from plait import inference
+from plait.cli import app
+from plait.errors import ConfigError
+from tests.conftest import make_table, tiny_config
+
+
+def signal_table(folder: Path, rows: int = 90) -> Path:
+    """The tiny table plus `hint`, a number that gives the colour away: the trees and the
+    linear probe can learn from it as well as the network."""
+    frame = make_table(folder, rows=rows)
+    rng = np.random.default_rng(1)
+    codes = frame["colour"].map({"red": 0.0, "green": 1.0, "blue": 2.0})
+    frame["hint"] = codes + rng.normal(0, 0.1, rows)
+    frame.to_csv(folder / "t.csv", index=False)
+    return folder / "t.csv"
+
+
+def config(candidates: list[str]) -> dict:
+    inputs = [*tiny_config()["inputs"], {"name": "hint", "type": "numeric"}]
+    cfg = tiny_config(inputs=inputs, candidates=candidates)
+    cfg["trainer"].update(epochs=2, val_fraction=0.3)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("ensemble")
+    table = signal_table(folder)
+    plait.fit(
+        table,
+        label="colour",
+        config=config(["neural", "lightgbm", "linear"]),
+        out=folder / "run",
+        verbose=False,
+    )
+    return folder / "run", table
+
+
+def test_the_run_holds_its_members_and_a_leaderboard(ensemble_run):
+    run, _ = ensemble_run
+    info = json.loads((run / "ensemble.json").read_text())
+    weights = info["weights"]["colour"]
+    assert set(weights) <= {"neural", "lightgbm", "linear"} and sum(weights.values()) == pytest.approx(1)
+    for name, path in info["files"].get("colour", {}).items():
+        assert name in weights and (run / path).is_file()
+    board = plait.leaderboard(run)
+    assert list(board["candidate"]) == ["neural", "lightgbm", "linear", "ensemble"]
+    ensemble = board.set_index("candidate").loc["ensemble", "val_loss"]
+    assert ensemble <= board["val_loss"].iloc[:3].min() + 1e-12  # never worse than the best single one
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["leaderboard"] == info["leaderboard"]
+    for path in run.rglob("*"):  # no pickle anywhere
+        if path.is_file():
+            assert path.read_bytes()[:2] not in (b"\x80\x04", b"\x80\x05"), path
+
+
+def test_predict_evaluate_explain_and_robustness_go_through_the_ensemble(ensemble_run):
+    run, table = ensemble_run
+    predictor = plait.load(run)
+    assert predictor.run.ensemble is not None
+    preds = predictor.predict(table)
+    probs = preds[[c for c in preds.columns if c.startswith("colour_prob_")]].to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    metrics = predictor.evaluate(table)
+    assert metrics["accuracy"] > 0.8  # the hint alone gives the colour away
+    importance = predictor.explain(table, bootstrap=0)
+    assert set(importance.inputs["input"]) == {"image", "caption", "tabular"}
+    report = predictor.robustness(table, levels=[1.0])
+    assert "without tabular" in set(report.missing["condition"])
+
+
+def test_members_see_a_removed_input_as_missing(ensemble_run):
+    """Dropping an input through its presence mask reaches LightGBM and the probe as NaN:
+    predictions change without it, and stay finite."""
+    run, table = ensemble_run
+    predictor = plait.load(run)
+    _, dataset = inference.table_dataset(predictor.run, table, with_targets=True)
+    clean, _ = inference.outputs(predictor.run, dataset)
+    dropped, _ = inference.outputs(predictor.run, dataset, drop={"tabular"})
+    assert np.isfinite(dropped["colour"].numpy()).all()
+    weights = predictor.run.ensemble.weights["colour"]
+    if set(weights) != {"neural"}:
+        assert not np.allclose(clean["colour"].numpy(), dropped["colour"].numpy())
+
+
+def test_leaderboard_command_and_export_refusal(ensemble_run, tmp_path: Path):
+    run, _ = ensemble_run
+    result = CliRunner().invoke(app, ["leaderboard", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["candidate"] for r in json.loads(result.stdout)][-1] == "ensemble"
+    members = plait.load(run).run.ensemble.members["colour"]
+    result = CliRunner().invoke(app, ["export", str(run), "--output", str(tmp_path / "m.onnx")])
+    if members:
+        assert (
+            result.exit_code == 2
+            and "cannot export: the run's predictions weight the network" in result.stderr
+        )
+        assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_run_of_the_network_alone_has_no_leaderboard(tmp_path: Path):
+    table = signal_table(tmp_path, rows=30)
+    plait.fit(table, label="colour", config=config(["neural"]), out=tmp_path / "run", verbose=False)
+    assert not (tmp_path / "run" / "ensemble.json").exists()
+    result = CliRunner().invoke(app, ["leaderboard", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "has no leaderboard" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("candidates", "columns", "match"),
+    [
+        ("neural,xgboost", None, r"candidates.1: Input should be 'neural', 'lightgbm' or 'linear'"),
+        (
+            "lightgbm",
+            ["image", "caption"],
+            "reads numeric and category columns and frozen pretrained features",
+        ),
+    ],
+)
+def test_bad_candidates_are_one_line(tmp_path: Path, candidates: str, columns: list | None, match: str):
+    table = signal_table(tmp_path, rows=30)
+    cfg = config(["neural"])
+    del cfg["candidates"]
+    if columns:
+        cfg["inputs"] = [i for i in cfg["inputs"] if i["name"] in columns]
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    args = ["train", str(table), "--label", "colour", "--config", str(tmp_path / "c.yaml")]
+    result = CliRunner().invoke(app, [*args, "--candidates", candidates, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert (
+        len(result.stderr.strip().splitlines()) == 1 and pd.Series([result.stderr]).str.contains(match).all()
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_text_target_leaves_the_candidates_out_unless_asked(tmp_path: Path):
+    table = signal_table(tmp_path, rows=30)
+    frame = pd.read_csv(table)
+    frame["words"] = "a " + frame["colour"] + " one"
+    frame.to_csv(table, index=False)
+    cfg = config(["neural", "lightgbm"])
+    cfg["outputs"] = [{"name": "words", "type": "text"}]
+    with pytest.raises(ConfigError, match="candidate lightgbm cannot learn text targets"):
+        plait.fit(table, config=cfg, out=tmp_path / "asked", verbose=False)
