@@ -40,6 +40,29 @@ def strongest_baseline(results: dict, split: Split) -> tuple[str, float] | None:
     return pick(scored, key=lambda item: item[1])
 
 
+def candidates_alone(run: Path, split: Split) -> dict[str, float]:
+    """The test metric of each candidate of an ensemble run on its own (weight 1), beside
+    the ensemble's: the evidence that the ensemble is not below its best member."""
+    import pandas as pd
+
+    import plait
+
+    predictor = plait.load(run)
+    ensemble = predictor.run.ensemble
+    if ensemble is None:
+        return {}
+    frame = pd.read_csv(split.table) if split.table.suffix == ".csv" else pd.read_parquet(split.table)
+    test = frame[frame["split"].astype(str).str.lower() == "test"]
+    chosen = ensemble.weights
+    names = ["neural", *dict.fromkeys(n for members in ensemble.members.values() for n in members)]
+    scores = {}
+    for name in names:
+        ensemble.weights = {t: {name: 1.0} for t in chosen}
+        scores[name] = round(predictor.evaluate(test, base_dir=split.table.parent)[split.metric], 4)
+    ensemble.weights = chosen
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", type=Path, default=WORK)
@@ -70,9 +93,13 @@ def main() -> None:
                 "epochs": metrics["epochs"],
                 "best_epoch": metrics["best_epoch"],
                 "wall_seconds": round(seconds, 1),
+                **({"leaderboard": metrics["leaderboard"]} if "leaderboard" in metrics else {}),
+                **({"candidates_test": alone} if (alone := candidates_alone(run, split)) else {}),
             }
             results_file.write_text(json.dumps(results, indent=1))
             against = f"  strongest baseline {strongest[1]:.4f} ({strongest[0]})" if strongest else ""
+            if alone:
+                against += "  alone: " + ", ".join(f"{k} {v:.4f}" for k, v in alone.items())
             print(
                 f"{name:17s} {preset:6s} {split.metric} {value:.4f}  epochs {metrics['epochs']:3d}  "
                 f"wall {seconds:5.0f} s{against}",

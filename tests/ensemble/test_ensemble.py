@@ -53,8 +53,9 @@ def test_the_run_holds_its_members_and_a_leaderboard(ensemble_run):
     info = json.loads((run / "ensemble.json").read_text())
     weights = info["weights"]["colour"]
     assert set(weights) <= {"neural", "lightgbm", "linear"} and sum(weights.values()) == pytest.approx(1)
-    for name, path in info["files"].get("colour", {}).items():
-        assert name in weights and (run / path).is_file()
+    files = info["files"]["colour"]
+    assert set(files) == {"lightgbm", "linear"}  # every member, weighted or not
+    assert all((run / path).is_file() for path in files.values())
     board = plait.leaderboard(run)
     assert list(board["candidate"]) == ["neural", "lightgbm", "linear", "ensemble"]
     ensemble = board.set_index("candidate").loc["ensemble", "val_loss"]
@@ -100,9 +101,9 @@ def test_leaderboard_command_and_export_refusal(ensemble_run, tmp_path: Path):
     result = CliRunner().invoke(app, ["leaderboard", str(run), "--json"])
     assert result.exit_code == 0, result.output
     assert [r["candidate"] for r in json.loads(result.stdout)][-1] == "ensemble"
-    members = plait.load(run).run.ensemble.members["colour"]
+    weighted = plait.load(run).run.ensemble.uses_members()
     result = CliRunner().invoke(app, ["export", str(run), "--output", str(tmp_path / "m.onnx")])
-    if members:
+    if weighted:
         assert (
             result.exit_code == 2
             and "cannot export: the run's predictions weight the network" in result.stderr

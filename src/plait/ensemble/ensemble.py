@@ -44,7 +44,7 @@ class Ensemble:
     layout: FlatLayout
     processors: dict[str, InputProcessor]
     weights: dict[str, dict[str, float]]  # target → candidate → weight (summing to 1)
-    members: dict[str, dict[str, Member]]  # target → candidate → fitted member
+    members: dict[str, dict[str, Member]]  # target → candidate → fitted member (weighted or not)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
 
     def combine(
@@ -52,7 +52,7 @@ class Ensemble:
     ) -> dict[str, Tensor]:
         """The network's activated outputs per target, with the weighted members' mixed
         in: probabilities (B, C) or (B,), or values (B,) in the label's units."""
-        if not any(self.members.values()):
+        if not self.uses_members():
             return neural
         x = flat_features(self.layout, self.processors, inputs, present)
         out = dict(neural)
@@ -63,6 +63,10 @@ class Ensemble:
                     total = total + weight * self.members[target][name].predict(x)
             out[target] = torch.from_numpy(np.asarray(total)).to(neural[target].dtype)
         return out
+
+    def uses_members(self) -> bool:
+        """Whether any member beside the network carries weight."""
+        return any(set(weights) - {NEURAL} for weights in self.weights.values())
 
     def save(self, folder: Path) -> list[str]:
         """Write ensemble.json and the members' files; their names relative to `folder`."""
@@ -172,7 +176,7 @@ def fit_ensemble(
         loss = log_loss(kind)
         chosen = greedy_weights(preds, y_val[target], loss)
         weights[target] = chosen
-        members[target] = {n: m for n, m in fitted.items() if n in chosen}
+        members[target] = fitted  # all kept: the leaderboard's candidates can be scored alone later
         metric = PRIMARY_METRIC[kind]
         for name, pred in preds.items():
             score = _score(kind, classes, pred, y_val[target])

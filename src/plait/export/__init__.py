@@ -61,8 +61,8 @@ class Exportable(nn.Module):
 
 def check_exportable(predictor: Predictor) -> None:
     ensemble = predictor.run.ensemble
-    if ensemble is not None and any(ensemble.members.values()):
-        names = sorted({n for members in ensemble.members.values() for n in members})
+    if ensemble is not None and ensemble.uses_members():
+        names = sorted({n for weights in ensemble.weights.values() for n in weights} - {"neural"})
         raise ConfigError(
             f"cannot export: the run's predictions weight the network with {', '.join(names)} "
             "(ensemble.json), which an ONNX or torch file of the network would leave out; serve it "
