@@ -61,7 +61,10 @@ def test_the_run_holds_its_members_and_a_leaderboard(ensemble_run):
     ensemble = board.set_index("candidate").loc["ensemble", "val_loss"]
     assert ensemble <= board["val_loss"].iloc[:3].min() + 1e-12  # never worse than the best single one
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["leaderboard"] == info["leaderboard"]
+    summary = json.loads((run / "summary.json").read_text())
+    assert metrics["leaderboard"] == info["leaderboard"] == summary["leaderboard"]
+    page = (run / "report.html").read_text()
+    assert 'id="leaderboard"' in page and "lightgbm" in page
     for path in run.rglob("*"):  # no pickle anywhere
         if path.is_file():
             assert path.read_bytes()[:2] not in (b"\x80\x04", b"\x80\x05"), path

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from plait.ensemble.selection import greedy_weights, log_loss
+from plait.ensemble.selection import bagged_weights, greedy_weights, log_loss
 
 
 def test_two_halves_that_err_on_different_rows_are_averaged():
@@ -39,3 +39,15 @@ def test_weights_are_counts_over_rounds_and_sum_to_one():
 def test_binary_loss_is_cross_entropy():
     y = np.array([1.0, 0.0])
     assert log_loss("binary")(np.array([0.5, 0.5]), y) == pytest.approx(np.log(2))
+
+
+def test_bagged_selection_keeps_the_best_single_candidate_unless_the_mix_beats_it():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    good = y + rng.normal(0, 0.3, 200)
+    other = y + rng.normal(0, 0.3, 200)  # as good, with independent errors: mixing halves them
+    weights = bagged_weights({"good": good, "other": other}, y, log_loss("numeric"), seed=0)
+    assert set(weights) == {"good", "other"} and sum(weights.values()) == pytest.approx(1)
+    assert 0.3 < weights["good"] < 0.7
+    useless = y + 5 * (good - y)  # the same errors, five times larger: any weight on it hurts
+    assert bagged_weights({"good": good, "useless": useless}, y, log_loss("numeric")) == {"good": 1.0}

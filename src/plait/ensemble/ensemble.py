@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from plait.data.processors import InputProcessor, TargetProcessor
-from plait.ensemble.features import FlatLayout, flat_features, flat_layout
+from plait.ensemble.features import FlatLayout, Projection, flat_features, flat_layout
 from plait.ensemble.members import TASKS, LightGBMMember, LinearMember, Member
-from plait.ensemble.selection import greedy_weights, log_loss
+from plait.ensemble.selection import bagged_weights, log_loss
 from plait.errors import ConfigError, RunFolderError
 from plait.evaluation.metrics import PRIMARY_METRIC, TaskMetrics
 
@@ -36,6 +37,7 @@ NEURAL = "neural"
 CANDIDATES = (NEURAL, "lightgbm", "linear")
 MEMBER_TYPES: dict[str, Any] = {"lightgbm": LightGBMMember, "linear": LinearMember}
 FILE = "ensemble.json"
+PROJECTION = "members/projection.safetensors"  # the embeddings' principal directions
 SUFFIX = {"lightgbm": ".txt", "linear": ".json"}
 
 
@@ -46,6 +48,7 @@ class Ensemble:
     weights: dict[str, dict[str, float]]  # target → candidate → weight (summing to 1)
     members: dict[str, dict[str, Member]]  # target → candidate → fitted member (weighted or not)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
+    projection: Projection = field(default_factory=lambda: Projection({}, {}))
 
     def combine(
         self, neural: dict[str, Tensor], inputs: dict[str, Tensor], present: dict[str, Tensor]
@@ -54,7 +57,9 @@ class Ensemble:
         in: probabilities (B, C) or (B,), or values (B,) in the label's units."""
         if not self.uses_members():
             return neural
-        x = flat_features(self.layout, self.processors, inputs, present)
+        x, _ = self.projection.apply(
+            self.layout, flat_features(self.layout, self.processors, inputs, present)
+        )
         out = dict(neural)
         for target, weights in self.weights.items():
             total = weights.get(NEURAL, 0.0) * neural[target].double().cpu().numpy()
@@ -70,7 +75,7 @@ class Ensemble:
 
     def save(self, folder: Path) -> list[str]:
         """Write ensemble.json and the members' files; their names relative to `folder`."""
-        if any(self.members.values()):
+        if any(self.members.values()) or self.projection.basis:
             (folder / "members").mkdir(exist_ok=True)
         files: dict[str, dict[str, str]] = {}
         for i, (target, members) in enumerate(self.members.items()):
@@ -78,9 +83,21 @@ class Ensemble:
                 path = f"members/{name}-{i}{SUFFIX[name]}"  # by index: a target's name may hold any character
                 member.save(folder / path)
                 files.setdefault(target, {})[name] = path
-        info = {"weights": self.weights, "files": files, "leaderboard": self.leaderboard}
+        info: dict[str, Any] = {"weights": self.weights, "files": files, "leaderboard": self.leaderboard}
+        if self.projection.basis:  # arrays by input position: an input's key may hold any character
+            order = list(self.layout.inputs)
+            arrays = {
+                f"{part}.{order.index(k)}": torch.from_numpy(
+                    np.ascontiguousarray(getattr(self.projection, part)[k])
+                )
+                for k in self.projection.basis
+                for part in ("mean", "basis")
+            }
+            save_file(arrays, str(folder / PROJECTION))
+            info["projection"] = PROJECTION
         (folder / FILE).write_text(json.dumps(info, indent=2))
-        return [FILE, *(p for f in files.values() for p in f.values())]
+        extra = [PROJECTION] if self.projection.basis else []
+        return [FILE, *extra, *(p for f in files.values() for p in f.values())]
 
     @classmethod
     def load(
@@ -94,7 +111,15 @@ class Ensemble:
             }
             for target, files in info["files"].items()
         }
-        return cls(flat_layout(processors), processors, info["weights"], members, info["leaderboard"])
+        layout = flat_layout(processors)
+        projection = Projection({}, {})
+        if info.get("projection"):
+            order = list(layout.inputs)
+            arrays = {k: v.double().numpy() for k, v in load_file(str(folder / info["projection"])).items()}
+            for name, array in arrays.items():
+                part, index = name.split(".")
+                getattr(projection, part)[order[int(index)]] = array
+        return cls(layout, processors, info["weights"], members, info["leaderboard"], projection)
 
 
 def check_candidates(
@@ -133,6 +158,8 @@ def fit_ensemble(
     layout = flat_layout(processors)
     x_train, y_train, _ = _collect(layout, processors, batches["train"], None)
     x_val, y_val, neural_val = _collect(layout, processors, batches["val"], neural_model)
+    projection = Projection.fit(layout, x_train)  # embeddings → their principal components
+    (x_train, categorical), (x_val, _) = projection.apply(layout, x_train), projection.apply(layout, x_val)
     weights: dict[str, dict[str, float]] = {}
     members: dict[str, dict[str, Member]] = {}
     board: list[dict[str, Any]] = []
@@ -158,12 +185,12 @@ def fit_ensemble(
                     y_val[target],
                     kind,
                     classes,
-                    layout.categorical,
+                    categorical,
                     seed,
                     deadline,
                 )
             else:
-                member = LinearMember.fit(x_train, y_train[target], kind, classes, layout.categorical, seed)
+                member = LinearMember.fit(x_train, y_train[target], kind, classes, categorical, seed)
             fit_seconds = time.perf_counter() - start
             start = time.perf_counter()
             preds[name] = member.predict(x_val)
@@ -174,7 +201,7 @@ def fit_ensemble(
                 "predict_ms_per_row": round(1000 * per_row, 4),
             }
         loss = log_loss(kind)
-        chosen = greedy_weights(preds, y_val[target], loss)
+        chosen = bagged_weights(preds, y_val[target], loss, seed)
         weights[target] = chosen
         members[target] = fitted  # all kept: the leaderboard's candidates can be scored alone later
         metric = PRIMARY_METRIC[kind]
@@ -200,7 +227,7 @@ def fit_ensemble(
                 "weight": None,
             }
         )
-    return Ensemble(layout, processors, weights, members, board)
+    return Ensemble(layout, processors, weights, members, board, projection)
 
 
 def _collect(

@@ -11,7 +11,7 @@ missing values natively, and the linear probe imputes them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from torch import Tensor
@@ -29,10 +29,62 @@ class FlatLayout:
     inputs: dict[str, int]  # input key → its number of columns, in table order
     categorical: list[int]  # column positions holding category ids (LightGBM categories)
     names: list[str]  # one name per column, for feature importance
+    embedded: list[str] = field(default_factory=list)  # inputs that are pretrained features
 
     @property
     def width(self) -> int:
         return sum(self.inputs.values())
+
+    def span(self, key: str) -> slice:
+        start = 0
+        for name, width in self.inputs.items():
+            if name == key:
+                return slice(start, start + width)
+            start += width
+        raise KeyError(key)
+
+
+# Principal components kept per embedding input. A 1,280-d image embedding beside a few
+# table columns, on a few hundred rows, drowns the columns: the trees' column sampling
+# mostly draws embedding dimensions and the linear probe overfits them. A few dozen
+# directions keep most of the embedding's variance.
+COMPONENTS = 32
+
+
+@dataclass
+class Projection:
+    """Per embedding input: its training mean (D,) and top principal directions (D, k)."""
+
+    mean: dict[str, np.ndarray]
+    basis: dict[str, np.ndarray]
+
+    @classmethod
+    def fit(cls, layout: FlatLayout, x: np.ndarray, components: int = COMPONENTS) -> Projection:
+        mean, basis = {}, {}
+        for key in layout.embedded:
+            values = x[:, layout.span(key)].astype(np.float64)
+            values = values[~np.isnan(values).any(axis=1)]  # rows holding the input
+            if len(values) < 2:
+                continue
+            k = min(components, values.shape[1], max(1, len(values) // 8))
+            mean[key] = values.mean(axis=0)
+            _, _, vt = np.linalg.svd(values - mean[key], full_matrices=False)
+            basis[key] = vt[:k].T
+        return cls(mean, basis)
+
+    def apply(self, layout: FlatLayout, x: np.ndarray) -> tuple[np.ndarray, list[int]]:
+        """(N, reduced width) with each embedding replaced by its k components (NaN rows
+        stay NaN), and the category columns' new positions."""
+        parts, categorical, start = [], [], 0
+        for key in layout.inputs:
+            span = layout.span(key)
+            part = x[:, span]
+            if key in self.basis:
+                part = ((part - self.mean[key]) @ self.basis[key]).astype(np.float32)
+            categorical += [start + i - span.start for i in layout.categorical if span.start <= i < span.stop]
+            parts.append(part)
+            start += part.shape[1]
+        return np.concatenate(parts, axis=1), categorical
 
 
 def flat_layout(processors: dict[str, InputProcessor]) -> FlatLayout:
@@ -40,6 +92,7 @@ def flat_layout(processors: dict[str, InputProcessor]) -> FlatLayout:
     inputs: dict[str, int] = {}
     categorical: list[int] = []
     names: list[str] = []
+    embedded: list[str] = []
     for key, proc in processors.items():
         if proc.kind not in FLAT_KINDS:
             continue
@@ -62,8 +115,9 @@ def flat_layout(processors: dict[str, InputProcessor]) -> FlatLayout:
             categorical.append(start)
         else:  # frozen pretrained features
             names += [f"{key}[{i}]" for i in range(proc.encoder_kwargs()["feature_dim"])]
+            embedded.append(key)
         inputs[key] = len(names) - start
-    return FlatLayout(inputs, categorical, names)
+    return FlatLayout(inputs, categorical, names, embedded)
 
 
 def flat_features(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -136,7 +137,7 @@ class LinearMember:
     def fit(
         cls, x: np.ndarray, y: np.ndarray, kind: str, num_classes: int, categorical: list[int], seed: int
     ) -> LinearMember:
-        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.linear_model import LogisticRegressionCV, RidgeCV
 
         numeric = [i for i in range(x.shape[1]) if i not in set(categorical)]
         mean = np.nan_to_num(np.nanmean(x[:, numeric], axis=0)) if numeric else np.zeros(0)
@@ -151,13 +152,20 @@ class LinearMember:
             "categories": {str(i): v.tolist() for i, v in categories.items()},
         }
         design = cls({**state, "coef": [[0.0]], "intercept": [0.0]}).design(x)
+        # The penalty's strength by cross-validation on the training rows: a probe on a few
+        # hundred rows and a hundred columns overfits at any fixed one.
         if kind == "numeric":
-            model = Ridge(alpha=1.0).fit(design, y)
+            model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(design, y)
             coef, intercept = model.coef_.reshape(1, -1), np.atleast_1d(model.intercept_)
         else:
-            model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(
-                design, y.astype(np.int64)
+            labels = y.astype(np.int64)
+            folds = int(np.clip(np.bincount(labels).min(), 2, 3))  # each class in every fold
+            model = LogisticRegressionCV(
+                Cs=np.logspace(-3, 2, 8), cv=folds, scoring="neg_log_loss", max_iter=2000, random_state=seed
             )
+            with warnings.catch_warnings():  # notices of defaults changing in later releases
+                warnings.simplefilter("ignore", FutureWarning)
+                model.fit(design, labels)
             coef, intercept = model.coef_, model.intercept_
             if kind == "category" and len(model.classes_) < num_classes:  # a class absent from training
                 full = np.zeros((num_classes, coef.shape[1]))

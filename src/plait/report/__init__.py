@@ -78,6 +78,7 @@ def write_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Pat
         ("data", "Data", lambda: sections.data(summary())),
         ("training", "Learning curves", lambda: sections.training(folder, metrics)),
         ("evaluation", "Evaluation", lambda: sections.evaluation(summary(), metrics)),
+        ("leaderboard", "Candidates", lambda: sections.leaderboard(metrics)),
         (
             "importance",
             "Modality importance",

@@ -102,6 +102,21 @@ def training(folder: Path, metrics: dict[str, Any]) -> str:
     return body + f"<details><summary>Per-epoch log</summary>{table(records)}</details>"
 
 
+def leaderboard(metrics: dict[str, Any]) -> str:
+    """The candidates of an ensemble run (plait.ensemble), as `plait leaderboard` shows them."""
+    rows = metrics.get("leaderboard")
+    if not rows:
+        return note(
+            "The network was the only candidate. --preset best (or --candidates "
+            "neural,lightgbm,linear) also trains LightGBM and a linear probe and weights them in."
+        )
+    intro = (
+        "<p>Each candidate fitted on the training rows and scored on the validation rows; the "
+        "weights are greedy ensemble selection's (Caruana 2004) on the validation loss.</p>"
+    )
+    return intro + table(rows)
+
+
 def evaluation(summary: dict[str, Any] | None, metrics: dict[str, Any]) -> str:
     split, held = held_metrics(metrics)
     if summary is None or not summary.get("evaluation"):

@@ -6,7 +6,8 @@
  "labels": {target: {"type", "classes", "counts": {split: [n per class]}} (category, binary,
             multilabel: rows holding each label) or {"type", "stats", "edges", "counts"}
             (numeric: a histogram per split)},
- "evaluation": {target: details.target_details(...)}}
+ "evaluation": {target: details.target_details(...)},
+ "leaderboard": [{target, candidate, val_<metric>, val_loss, weight, fit_seconds, ...}] (ensembles)}
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def build_summary(
     }
     if streamed is not None:
         summary["sample_rows"] = len(frame)
+    if run.ensemble is not None:  # the candidates' validation scores, times and weights
+        summary["leaderboard"] = run.ensemble.leaderboard
     return summary
 
 
