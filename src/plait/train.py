@@ -28,7 +28,6 @@ from torch.utils.data import DataLoader
 from plait.budget import MEMBERS_SHARE, RESERVE_SHARE, TEXT_RESERVE_SHARE, Budget, BudgetBar, format_seconds
 from plait.build import build_model
 from plait.config import (
-    Candidate,
     OutputConfig,
     PlaitConfig,
     ResolvedConfig,
@@ -55,7 +54,7 @@ from plait.data.streaming import (
 )
 from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
-from plait.ensemble import NEURAL, check_candidates, fit_ensemble
+from plait.ensemble import beside_network, fit_ensemble, servable
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
 from plait.inference import outputs
@@ -151,7 +150,7 @@ def fit(
         processors, targets, datasets = table_datasets(cfg, frame, table.base_dir)
         shown = f"{len(frame)} rows"
     verbose = verbose and rank == 0  # one process speaks for a DDP run
-    cfg.candidates = _servable(cfg, processors, targets, shards is not None, chosen_candidates)
+    cfg.candidates = servable(cfg.candidates, processors, targets, shards is not None, chosen_candidates)
     if not all(ds.n_rows for ds in datasets.values()):
         raise DataError("no rows left to train or validate on after skipping bad rows")
     # Rank 0 alone writes the run: it fingerprints the data and, resuming, checks the
@@ -171,7 +170,9 @@ def fit(
         console.print(f"[yellow]{bad} row(s) with an unreadable file or a bad number {what}", soft_wrap=True)
 
     generates = any(o.type == "text" for o in cfg.outputs)
-    reserve = (TEXT_RESERVE_SHARE if generates else RESERVE_SHARE) + (MEMBERS_SHARE if members(cfg) else 0.0)
+    reserve = (TEXT_RESERVE_SHARE if generates else RESERVE_SHARE) + (
+        MEMBERS_SHARE if beside_network(cfg.candidates) else 0.0
+    )
     budget = Budget(started, cfg.trainer.time_limit, reserve_share=reserve)
     run = _Run(work, resume_from, f"plait train ... --resume {out_dir}", budget)
     if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
@@ -193,36 +194,6 @@ def fit(
     shutil.rmtree(work, ignore_errors=True)  # only now: until the rename it is the way back
     predictor.run.run_dir = out_dir
     return predictor
-
-
-def members(cfg: ResolvedConfig) -> list[str]:
-    """The candidates trained beside the network (plait.ensemble)."""
-    return [c for c in cfg.candidates if c != NEURAL]
-
-
-def _servable(
-    cfg: ResolvedConfig,
-    processors: dict[str, InputProcessor],
-    targets: dict[str, TargetProcessor],
-    streamed: bool,
-    chosen: bool,
-) -> list[Candidate]:
-    """The candidates this run can train. One the user listed that cannot serve it is a
-    one-line error; a preset's (best) is dropped instead, leaving the network."""
-    if not members(cfg):
-        return cfg.candidates
-    try:
-        if streamed:
-            raise ConfigError(
-                f"candidates {', '.join(members(cfg))} need a table that fits in memory, not a folder "
-                "of Parquet shards; drop them from --candidates"
-            )
-        check_candidates(cfg.candidates, processors, targets)
-    except ConfigError:
-        if chosen:
-            raise
-        return [NEURAL]
-    return cfg.candidates
 
 
 @dataclass
@@ -355,7 +326,7 @@ def _train(
     epochs = trainer.current_epoch or _logged_epochs(folder / "log.csv")
 
     ensemble = None
-    if members(cfg):  # in-memory tables only (_servable)
+    if beside_network(cfg.candidates):  # in-memory tables only (servable)
         loaders = {p: make_loader(datasets[p], tc.eval_batch_size, shuffle=False) for p in ("train", "val")}
         deadline = run.budget.members_deadline()
         ensemble = fit_ensemble(cfg.candidates, processors, targets, loaders, model, cfg.seed, deadline)

@@ -10,9 +10,20 @@ from plait.ensemble.ensemble import (
     CANDIDATES,
     NEURAL,
     Ensemble,
+    beside_network,
     check_candidates,
     fit_ensemble,
     read_leaderboard,
+    servable,
 )
 
-__all__ = ["CANDIDATES", "NEURAL", "Ensemble", "check_candidates", "fit_ensemble", "read_leaderboard"]
+__all__ = [
+    "CANDIDATES",
+    "NEURAL",
+    "Ensemble",
+    "beside_network",
+    "check_candidates",
+    "fit_ensemble",
+    "read_leaderboard",
+    "servable",
+]

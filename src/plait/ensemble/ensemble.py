@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from plait.config import Candidate
 from plait.data.processors import InputProcessor, TargetProcessor
 from plait.ensemble.features import FlatLayout, Projection, flat_features, flat_layout
 from plait.ensemble.members import TASKS, LightGBMMember, LinearMember, Member
@@ -141,6 +142,36 @@ def check_candidates(
             f"candidate {wanted[0]} cannot learn {kinds} targets (only category, binary and numeric "
             "ones); drop it from --candidates"
         )
+
+
+def beside_network(candidates: Iterable[str]) -> list[str]:
+    """The candidates trained beside the network."""
+    return [c for c in candidates if c != NEURAL]
+
+
+def servable(
+    candidates: list[Candidate],
+    processors: dict[str, InputProcessor],
+    targets: dict[str, TargetProcessor],
+    streamed: bool,
+    chosen: bool,
+) -> list[Candidate]:
+    """The candidates this run can train. One the user listed (`chosen`) that cannot
+    serve it is a one-line ConfigError; a preset's (best) is dropped, leaving the network."""
+    if not beside_network(candidates):
+        return candidates
+    try:
+        if streamed:
+            raise ConfigError(
+                f"candidates {', '.join(beside_network(candidates))} need a table that fits in memory, "
+                "not a folder of Parquet shards; drop them from --candidates"
+            )
+        check_candidates(candidates, processors, targets)
+    except ConfigError:
+        if chosen:
+            raise
+        return [NEURAL]
+    return candidates
 
 
 def fit_ensemble(
