@@ -102,6 +102,9 @@ def load_ensemble(
     path = run_dir / ENSEMBLE_FILE
     if not path.is_file():
         return None
+    verify_checksum(run_dir, ENSEMBLE_FILE)
+    for member in sorted((run_dir / "members").glob("*")):
+        verify_checksum(run_dir, member.relative_to(run_dir).as_posix())
     try:
         return Ensemble.load(run_dir, processors, targets)
     except ConfigError as err:  # LightGBM not installed

@@ -137,8 +137,11 @@ def write_run(
     info: dict[str, Any] = {"format_version": FORMAT_VERSION, "versions": versions(), "machine": machine()}
     if data_hash is not None:
         info["data"] = data_hash
-    # Checked on load, so a truncated or overwritten file is named as such.
-    info["sha256"] = {name: _sha256(folder / name) for name in CHECKED if (folder / name).is_file()}
+    # Checked on load, so a truncated or overwritten file is named as such; an ensemble's
+    # files (plait.ensemble: ensemble.json, members/) too.
+    members = sorted(p.relative_to(folder).as_posix() for p in (folder / "members").glob("*") if p.is_file())
+    names = [*CHECKED, "ensemble.json", *members]
+    info["sha256"] = {name: _sha256(folder / name) for name in names if (folder / name).is_file()}
     (folder / "plait.json").write_text(json.dumps(info, indent=2))
 
 

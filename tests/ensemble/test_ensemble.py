@@ -2,6 +2,7 @@
 saved without pickle, and used by every path that predicts."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 import plait
 from plait import inference
 from plait.cli import app
-from plait.errors import ConfigError
+from plait.errors import ConfigError, RunFolderError
 from tests.conftest import make_table, tiny_config
 
 
@@ -175,3 +176,13 @@ def test_serve_answers_with_the_ensemble(ensemble_run):
     probs = [c for c in expected.columns if c.startswith("colour_prob_")]
     assert got["colour"].tolist() == expected["colour"].tolist()
     np.testing.assert_allclose(got[probs].to_numpy(float), expected[probs].to_numpy(float), atol=1e-5)
+
+
+def test_a_damaged_member_is_named_on_load(ensemble_run, tmp_path: Path):
+    run, _ = ensemble_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    member = sorted((copy / "members").glob("lightgbm-*.txt"))[0]
+    member.write_text(member.read_text().replace("tree", "bush", 1))  # parses, but is another model
+    with pytest.raises(RunFolderError, match=rf"{member.name} is damaged"):
+        plait.load(copy)

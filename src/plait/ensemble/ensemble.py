@@ -1,14 +1,15 @@
 """A run's network and its other candidates, weighted per target (plait.ensemble).
 
 Training fits the candidates on the training split, scores each on the validation split
-the network was early-stopped on, and keeps the greedy-selected weights
+the network was early-stopped on, and keeps the weights of bagged greedy selection
 (selection.py). At prediction time the ensemble takes the network's activated outputs
 and the batch, and returns the weighted average per target: every path that predicts
 (predict, evaluate, serve, explain, --robustness) goes through it unchanged, and an
 input removed through its presence mask is missing for every member.
 
 In the run folder: ensemble.json (weights, leaderboard, member files) and one file per
-member and target under members/.
+member and target under members/, with the embeddings' principal directions; their
+sha256 in plait.json, checked on load.
 """
 
 from __future__ import annotations
