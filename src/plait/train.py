@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ def fit(
     retrieval: list[str] | None = None,
     resume: str | Path | None = None,
     started: float | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Predictor:
     """Train on a table and return a Predictor for the written run folder.
 
@@ -107,6 +108,8 @@ def fit(
             was writing (its `out`) or a checkpoint file (plait.resume).
     started: time.monotonic() when the command began (the CLI's start, so that
             trainer.time_limit covers importing torch too); default: now.
+    callbacks: extra Lightning callbacks for the network's training (plait.tune's
+            pruning callback).
     """
     started = time.monotonic() if started is None else started  # a time limit covers the whole call
     cfg = as_config(config)
@@ -174,7 +177,7 @@ def fit(
         MEMBERS_SHARE if beside_network(cfg.candidates) else 0.0
     )
     budget = Budget(started, cfg.trainer.time_limit, reserve_share=reserve)
-    run = _Run(work, resume_from, f"plait train ... --resume {out_dir}", budget)
+    run = _Run(work, resume_from, f"plait train ... --resume {out_dir}", budget, list(callbacks or []))
     if rank != 0:  # DDP: this process trains beside rank 0, which alone writes the run folder
         with tempfile.TemporaryDirectory(prefix="plait-rank-") as tmp:
             predictor, _ = _train(cfg, processors, targets, datasets, Path(tmp), verbose, run)
@@ -204,6 +207,7 @@ class _Run:
     resume_from: Path | None
     resume_hint: str
     budget: Budget
+    callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks
 
 
 def default_run_dir(labels: list[str]) -> Path:
@@ -252,7 +256,7 @@ def _train(
     early = EarlyStopping(
         system.monitor, patience=tc.patience, min_delta=tc.min_delta, mode=system.monitor_mode
     )
-    callbacks: list[Any] = [checkpoint, early, timer, stop, last]
+    callbacks: list[Any] = [checkpoint, early, timer, stop, last, *run.callbacks]
     max_time = run.budget.training_seconds()  # None without a limit
     if verbose and tc.progress:
         callbacks.append(BudgetBar(run.budget, refresh_rate=20))

@@ -7,7 +7,7 @@ User mistakes (PlaitError) print one line on stderr and exit with code 2.
   options.py    options shared by commands, and the parsers of their text values
   process.py    one-line errors and warnings, the process's start time
   render.py     tables and text on stdout
-  training.py   demo, train, cv, benchmark
+  training.py   demo, train, cv, benchmark, tune
   analysis.py   evaluate, explain, report, leaderboard
   deploy.py     predict, serve, export
   retrieval.py  embed, search, zero-shot
@@ -46,6 +46,7 @@ COMMANDS = {
     "train": training.train,
     "cv": training.cv,
     "benchmark": training.benchmark,
+    "tune": training.tune,
     "evaluate": analysis.evaluate,
     "explain": analysis.explain,
     "report": analysis.report,

@@ -1,4 +1,4 @@
-"""Commands that train: demo, train, cv, benchmark."""
+"""Commands that train: demo, train, cv, benchmark, tune."""
 
 from __future__ import annotations
 
@@ -205,3 +205,31 @@ def benchmark(
         overwrite=overwrite,
     )
     render.frame_text(summary, ".4g")
+
+
+def tune(
+    data: Data,
+    label: Label = None,
+    config: ConfigFile = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the best trial.")] = Path(
+        "runs/tune"
+    ),
+    trials: Annotated[
+        int | None, typer.Option(help="Trials to run (with --time-limit: whichever ends first).")
+    ] = None,
+    time_limit: TimeLimit = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the search a killed `plait tune` left in --out's work folder.")
+    ] = False,
+    overwrite: Overwrite = False,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+) -> None:
+    """Search learning rate, weight decay, batch size, fusion and candidates (Optuna: TPE
+    sampler, median pruner); the best trial becomes --out, with trials.csv and search.png."""
+    from plait.config import parse_duration
+    from plait.tune import tune as search
+
+    limit = parse_duration(time_limit) if time_limit else None
+    table = search(data, label, config, out_dir, trials, limit, resume, overwrite, seed, started())
+    render.frame_text(table, ".4g")
+    render.out.print(f"run folder: {out_dir}", soft_wrap=True)

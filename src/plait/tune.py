@@ -1,0 +1,182 @@
+"""`plait tune`: hyperparameter search over training runs, with Optuna.
+
+Each trial is a `plait train` of the same table and split with settings drawn by
+Optuna's TPE sampler: learning rate, weight decay, batch size, fusion and, for the
+candidates beside the network (plait.ensemble), whether they take part. A median
+pruner stops a trial whose validation loss after an epoch is worse than the median of
+earlier trials at that epoch, through a Lightning callback. The study lives in an SQLite
+file in the output's work folder (`.OUT.work/tune`), so `--resume` continues a killed
+search where it stopped. The best trial's run folder becomes OUT, with trials.csv (one
+row per trial) and a plot of the search (search.png) beside its files.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+
+from plait.atomic import atomic_write_text
+from plait.config import PlaitConfig, apply_overrides, as_config
+from plait.errors import ConfigError, PlaitError
+from plait.output_paths import check_output_folder, table_inputs
+from plait.resume import work_dir
+from plait.runfolder import staging
+
+STUDY = "plait-tune"
+FUSIONS = ("concat", "gated", "attention")  # one per family: feature-level, gated, attention
+
+
+def optuna_module() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("plait tune needs Optuna: pip install 'plait[tune]'") from None
+    return optuna
+
+
+class PruningCallback(L.Callback):
+    """Reports the validation loss to the trial after each epoch and stops the training
+    (optuna.TrialPruned) when the pruner says so."""
+
+    def __init__(self, trial: Any, monitor: str = "val_loss") -> None:
+        self.trial, self.monitor = trial, monitor
+
+    def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or trainer.sanity_checking:
+            return
+        self.trial.report(float(value), step=trainer.current_epoch)
+        if self.trial.should_prune():
+            raise optuna_module().TrialPruned(
+                f"epoch {trainer.current_epoch}: {self.monitor} {float(value):.4g}"
+            )
+
+
+def suggest(trial: Any, base: PlaitConfig) -> dict[str, Any]:
+    """One trial's settings, as apply_overrides flags."""
+    flags: dict[str, Any] = {
+        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+        "fusion": trial.suggest_categorical("fusion", list(FUSIONS)),
+    }
+    if base.candidates == "auto":  # the config's own list wins
+        flags["candidates"] = (
+            ["neural", "lightgbm", "linear"]
+            if trial.suggest_categorical("candidates", ["neural", "all"]) == "all"
+            else ["neural"]
+        )
+    return flags
+
+
+def tune(
+    data: str | Path,
+    label: str | list[str] | None = None,
+    config: str | Path | dict[str, Any] | PlaitConfig | None = None,
+    out: str | Path = "runs/tune",
+    trials: int | None = None,
+    time_limit: float | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+    started: float | None = None,
+    verbose: bool = True,
+) -> pd.DataFrame:
+    """Search training settings on `data`; the best trial's run folder is written to
+    `out` (with trials.csv and search.png). Returns the trials, one row each."""
+    optuna = optuna_module()
+    started = time.monotonic() if started is None else started
+    if trials is None and time_limit is None:
+        raise ConfigError("plait tune needs --trials N or --time-limit (or both)")
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials must be at least 1, got {trials}")
+    base = apply_overrides(as_config(config), progress=False)
+    out_dir = Path(out)
+    check_output_folder(out_dir, overwrite, table_inputs(data))  # before any trial
+    folder = work_dir(out_dir) / "tune"
+    storage = f"sqlite:///{folder / 'study.db'}"
+    if folder.exists() and not resume and not overwrite:
+        raise PlaitError(
+            f"a search into {out_dir} was interrupted; continue it with --resume, or pass --overwrite"
+        )
+    if resume and not (folder / "study.db").is_file():
+        raise PlaitError(f"no search to resume for {out_dir} (nothing in {folder})")
+    if overwrite and not resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=STUDY,
+        storage=storage,
+        sampler=sampler,
+        pruner=pruner,
+        direction="minimize",
+        load_if_exists=True,
+    )
+
+    def objective(trial: Any) -> float:
+        run = folder / f"trial-{trial.number}"
+        cfg = apply_overrides(base, **suggest(trial, base))
+        from plait.train import fit  # imported here: Lightning and the models load once a trial runs
+
+        fit(
+            data,
+            label=label,
+            config=cfg,
+            out=run,
+            overwrite=True,
+            verbose=False,
+            callbacks=[PruningCallback(trial)],
+        )
+        log = pd.read_csv(run / "log.csv")
+        return float(log["val_loss"].min())
+
+    done = sum(t.state.is_finished() for t in study.trials)
+    left = None if trials is None else max(0, trials - done)
+    timeout = None if time_limit is None else max(1.0, time_limit - (time.monotonic() - started))
+    if left != 0:
+        study.optimize(objective, n_trials=left, timeout=timeout, catch=(), show_progress_bar=False)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise PlaitError("no trial finished within the budget; give a longer --time-limit")
+    table = study.trials_dataframe(attrs=("number", "value", "params", "state", "duration"))
+    table["seconds"] = table.pop("duration").dt.total_seconds().round(1)
+    table["state"] = table["state"].str.lower()
+    best = folder / f"trial-{study.best_trial.number}"
+    with staging(out_dir, overwrite, None) as tmp:
+        shutil.copytree(best, tmp, dirs_exist_ok=True)
+        atomic_write_text(tmp / "trials.csv", table.to_csv(index=False))
+        _plot(table, tmp / "search.png")
+    shutil.rmtree(work_dir(out_dir), ignore_errors=True)  # the study is finished and copied
+    if verbose:
+        print(
+            f"{len(complete)} trial(s) finished; best validation loss {study.best_value:.4g} "
+            f"with {study.best_params}"
+        )
+    return table
+
+
+def _plot(table: pd.DataFrame, path: Path) -> None:
+    """Each trial's validation loss in order, and the best so far."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = table["value"].astype(float)
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.scatter(table["number"], values, s=14, label="trial")
+    ax.plot(table["number"], values.cummin(), color="C1", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
