@@ -28,6 +28,7 @@ from plait.resume import work_dir
 from plait.runfolder import staging
 
 STUDY = "plait-tune"
+MIN_TRIAL_SECONDS = 10.0  # a trial is not started with less of --time-limit left
 FUSIONS = ("concat", "gated", "attention")  # one per family: feature-level, gated, attention
 
 
@@ -121,28 +122,48 @@ def tune(
         load_if_exists=True,
     )
 
+    def left() -> float | None:
+        return None if time_limit is None else time_limit - (time.monotonic() - started)
+
     def objective(trial: Any) -> float:
         run = folder / f"trial-{trial.number}"
-        cfg = apply_overrides(base, **suggest(trial, base))
+        remaining = left()
+        if remaining is not None and remaining < MIN_TRIAL_SECONDS:
+            study.stop()  # no time for another run: this one is not started
+            raise optuna.TrialPruned("the time limit is spent")
+        # Each trial stops within what is left of --time-limit (plait.budget).
+        cfg = apply_overrides(base, time_limit=remaining, **suggest(trial, base))
         from plait.train import fit  # imported here: Lightning and the models load once a trial runs
 
-        fit(
-            data,
-            label=label,
-            config=cfg,
-            out=run,
-            overwrite=True,
-            verbose=False,
-            callbacks=[PruningCallback(trial)],
-        )
+        try:
+            fit(
+                data,
+                label=label,
+                config=cfg,
+                out=run,
+                overwrite=True,
+                verbose=False,
+                callbacks=[PruningCallback(trial)],
+            )
+        except ConfigError as err:
+            if remaining is None or "time-limit" not in str(err):
+                raise
+            raise optuna.TrialPruned("the time limit ended it before one pass") from None
         log = pd.read_csv(run / "log.csv")
         return float(log["val_loss"].min())
 
+    def report(study: Any, trial: Any) -> None:
+        if verbose:
+            value = "—" if trial.value is None else f"{trial.value:.4g}"
+            print(f"trial {trial.number}: validation loss {value} ({trial.state.name.lower()})", flush=True)
+
     done = sum(t.state.is_finished() for t in study.trials)
-    left = None if trials is None else max(0, trials - done)
+    count = None if trials is None else max(0, trials - done)
     timeout = None if time_limit is None else max(1.0, time_limit - (time.monotonic() - started))
-    if left != 0:
-        study.optimize(objective, n_trials=left, timeout=timeout, catch=(), show_progress_bar=False)
+    if count != 0:
+        study.optimize(
+            objective, n_trials=count, timeout=timeout, callbacks=[report], show_progress_bar=False
+        )
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise PlaitError("no trial finished within the budget; give a longer --time-limit")
