@@ -29,6 +29,8 @@ from plait.runfolder import staging
 
 STUDY = "plait-tune"
 MIN_TRIAL_SECONDS = 10.0  # a trial is not started with less of --time-limit left
+# The median pruner judges a trial after this many complete ones, and from this epoch on.
+STARTUP_TRIALS, WARMUP_EPOCHS = 3, 5
 FUSIONS = ("concat", "gated", "attention")  # one per family: feature-level, gated, attention
 
 
@@ -111,7 +113,8 @@ def tune(
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     sampler = optuna.samplers.TPESampler(seed=seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    # Not before WARMUP_EPOCHS: early losses, under a warming-up learning rate, do not rank runs.
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=WARMUP_EPOCHS)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=STUDY,
