@@ -74,6 +74,8 @@ def test_a_search_writes_the_best_run_with_its_trials(tmp_path: Path):
     assert list(trials["number"]) == [0, 1, 2]
     assert {"params_learning_rate", "params_fusion", "state", "seconds"} <= set(trials.columns)
     assert (out / "search.png").stat().st_size > 1000
+    page = (out / "report.html").read_text()
+    assert 'id="search"' in page and "params_learning_rate" in page
     best = trials[trials["state"] == "complete"]["value"].min()
     log = pd.read_csv(out / "log.csv")
     assert log["val_loss"].min() == pytest.approx(best)  # the best trial's own run folder

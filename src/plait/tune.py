@@ -24,6 +24,7 @@ from plait.atomic import atomic_write_text
 from plait.config import PlaitConfig, apply_overrides, as_config
 from plait.errors import ConfigError, PlaitError
 from plait.output_paths import check_output_folder, table_inputs
+from plait.report import write_report
 from plait.resume import work_dir
 from plait.runfolder import staging
 
@@ -178,6 +179,7 @@ def tune(
         shutil.copytree(best, tmp, dirs_exist_ok=True)
         atomic_write_text(tmp / "trials.csv", table.to_csv(index=False))
         _plot(table, tmp / "search.png")
+        write_report(tmp, shown_as=out_dir)  # with the search's section
     shutil.rmtree(work_dir(out_dir), ignore_errors=True)  # the study is finished and copied
     if verbose:
         print(

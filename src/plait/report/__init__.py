@@ -87,6 +87,8 @@ def write_report(run_dir: str | Path, shown_as: str | Path | None = None) -> Pat
         ("robustness", "Robustness", lambda: sections.robustness(_optional(folder, "robustness.json"))),
         ("config", "Config", lambda: sections.config(folder)),
     ]
+    if (folder / "trials.csv").is_file():  # the best run of a `plait tune` search
+        parts.insert(5, ("search", "Hyperparameter search", lambda: sections.search(folder)))
     built = [(anchor, title, _guarded(title, build)) for anchor, title, build in parts]
     alerts = _guarded("warnings", lambda: _alerts(folder))
     targets = ", ".join(f"{o['name']} ({o.get('type')})" for o in config.get("outputs", []))

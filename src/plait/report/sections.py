@@ -117,6 +117,19 @@ def leaderboard(metrics: dict[str, Any]) -> str:
     return intro + table(rows)
 
 
+def search(folder: Path) -> str:
+    """`plait tune`'s trials (trials.csv, search.png): this run is the search's best."""
+    trials = pd.read_csv(folder / "trials.csv")
+    body = (
+        f"<p>This run is the best of {len(trials)} trials of <code>plait tune</code> (validation loss).</p>"
+    )
+    if (folder / "search.png").is_file():
+        body += image((folder / "search.png").read_bytes(), "each trial's validation loss")
+    return (
+        body + f"<details><summary>Every trial</summary>{table(trials.to_dict(orient='records'))}</details>"
+    )
+
+
 def evaluation(summary: dict[str, Any] | None, metrics: dict[str, Any]) -> str:
     split, held = held_metrics(metrics)
     if summary is None or not summary.get("evaluation"):
