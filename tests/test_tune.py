@@ -53,6 +53,7 @@ def tiny(folder: Path) -> tuple[Path, Path]:
     return folder / "t.csv", folder / "c.yaml"
 
 
+@pytest.mark.slow  # three trainings
 def test_a_search_writes_the_best_run_with_its_trials(tmp_path: Path):
     table, config = tiny(tmp_path)
     out = tmp_path / "best"
