@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from plait.build import build_model
 from plait.config import TrainerConfig, as_config
 from plait.data.datamodule import make_loader
 from plait.data.prepare import table_datasets
 from plait.data.schema import resolve_config
 from plait.system import MultimodalSystem
+from plait.train import build_system
 from tests.conftest import make_table, tiny_config
 
 
@@ -83,16 +83,8 @@ def test_fast_dev_run_trains_validates_and_logs(tmp_path: Path, labels: list[str
     frame = make_table(tmp_path, rows=16)  # and its images
     cfg = resolve_config(frame, as_config(tiny_config()), labels)
     processors, targets, datasets = table_datasets(cfg, frame, tmp_path)
-    L.seed_everything(0, verbose=False)
-    model = build_model(cfg, processors, targets)
-    system = MultimodalSystem(
-        model,
-        target_types={t: p.kind for t, p in targets.items()},
-        num_classes={t: p.num_classes for t, p in targets.items()},
-        loss_weights={o.name: o.loss_weight for o in cfg.outputs},
-        trainer_config=cfg.trainer,
-        val_rows=datasets["val"].n_rows,
-    )
+    system = build_system(cfg, processors, targets, datasets["val"].n_rows)
+    model = system.model
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = L.Trainer(
         fast_dev_run=True,

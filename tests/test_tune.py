@@ -53,22 +53,16 @@ def tiny(folder: Path) -> tuple[Path, Path]:
     return folder / "t.csv", folder / "c.yaml"
 
 
+def tune_args(table: Path, config: Path, out: Path) -> list[str]:
+    """`plait tune`'s arguments for the tiny table: its label, config and output folder."""
+    return [str(table), "--label", "colour", "--config", str(config), "--out", str(out)]
+
+
 @pytest.mark.slow  # three trainings
 def test_a_search_writes_the_best_run_with_its_trials(tmp_path: Path):
     table, config = tiny(tmp_path)
     out = tmp_path / "best"
-    args = [
-        "tune",
-        str(table),
-        "--label",
-        "colour",
-        "--config",
-        str(config),
-        "--trials",
-        "3",
-        "--out",
-        str(out),
-    ]
+    args = ["tune", *tune_args(table, config, out), "--trials", "3"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(out / "trials.csv")
@@ -100,18 +94,7 @@ def test_bad_requests_are_one_line(tmp_path: Path):
 def test_a_killed_search_resumes_the_same_study(tmp_path: Path):
     table, config = tiny(tmp_path)
     out = tmp_path / "best"
-    command = [
-        sys.executable,
-        "-m",
-        "plait.cli",
-        "tune",
-        str(table),
-        "--label",
-        "colour",
-        "--config",
-        str(config),
-    ]
-    command += ["--out", str(out)]
+    command = [sys.executable, "-m", "plait.cli", "tune", *tune_args(table, config, out)]
     study = tmp_path / ".best.work" / "tune" / "study.db"
 
     def finished() -> int:

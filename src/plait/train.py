@@ -215,6 +215,25 @@ def default_run_dir(labels: list[str]) -> Path:
     return Path("runs") / f"{'-'.join(labels)}-{stamp}"
 
 
+def build_system(
+    cfg: ResolvedConfig,
+    processors: dict[str, InputProcessor],
+    targets: dict[str, TargetProcessor],
+    val_rows: int,
+) -> MultimodalSystem:
+    """The LightningModule that trains a run's model (seeded, so its weights repeat)."""
+    L.seed_everything(cfg.seed, verbose=False)
+    return MultimodalSystem(
+        build_model(cfg, processors, targets),
+        target_types={t: p.kind for t, p in targets.items()},
+        num_classes={t: p.num_classes for t, p in targets.items()},
+        loss_weights={o.name: o.loss_weight for o in cfg.outputs},
+        trainer_config=cfg.trainer,
+        towers={o.name: o.columns for o in cfg.outputs if o.type == "retrieval"},
+        val_rows=val_rows,
+    )
+
+
 def _train(
     cfg: ResolvedConfig,
     processors: dict[str, InputProcessor],
@@ -232,17 +251,7 @@ def _train(
                 f"trainer.modality_dropout names unknown input(s) {', '.join(unknown)}; "
                 f"inputs: {', '.join(processors)}"
             )
-    L.seed_everything(cfg.seed, verbose=False)
-    model = build_model(cfg, processors, targets)
-    system = MultimodalSystem(
-        model,
-        target_types={t: p.kind for t, p in targets.items()},
-        num_classes={t: p.num_classes for t, p in targets.items()},
-        loss_weights={o.name: o.loss_weight for o in cfg.outputs},
-        trainer_config=tc,
-        towers={o.name: o.columns for o in cfg.outputs if o.type == "retrieval"},
-        val_rows=datasets["val"].n_rows,
-    )
+    system = build_system(cfg, processors, targets, datasets["val"].n_rows)
     work = run.work  # checkpoints and raw logs, beside the run folder until it is complete
     if run.resume_from is not None and (work / "metrics.csv").exists():
         # Lightning's logger starts its file afresh: keep the epochs logged before.

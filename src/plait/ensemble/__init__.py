@@ -7,7 +7,6 @@ ensemble.py   fit the candidates, weight them, combine their predictions; save, 
 """
 
 from plait.ensemble.ensemble import (
-    CANDIDATES,
     NEURAL,
     Ensemble,
     beside_network,
@@ -18,7 +17,6 @@ from plait.ensemble.ensemble import (
 )
 
 __all__ = [
-    "CANDIDATES",
     "NEURAL",
     "Ensemble",
     "beside_network",

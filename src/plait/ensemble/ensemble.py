@@ -36,7 +36,6 @@ from plait.errors import ConfigError, RunFolderError
 from plait.evaluation.metrics import PRIMARY_METRIC, TaskMetrics
 
 NEURAL = "neural"
-CANDIDATES = (NEURAL, "lightgbm", "linear")
 MEMBER_TYPES: dict[str, Any] = {"lightgbm": LightGBMMember, "linear": LinearMember}
 FILE = "ensemble.json"
 PROJECTION = "members/projection.safetensors"  # the embeddings' principal directions
@@ -75,8 +74,8 @@ class Ensemble:
         """Whether any member beside the network carries weight."""
         return any(set(weights) - {NEURAL} for weights in self.weights.values())
 
-    def save(self, folder: Path) -> list[str]:
-        """Write ensemble.json and the members' files; their names relative to `folder`."""
+    def save(self, folder: Path) -> None:
+        """Write ensemble.json, the members' files and the projection into `folder`."""
         if any(self.members.values()) or self.projection.basis:
             (folder / "members").mkdir(exist_ok=True)
         files: dict[str, dict[str, str]] = {}
@@ -98,8 +97,6 @@ class Ensemble:
             save_file(arrays, str(folder / PROJECTION))
             info["projection"] = PROJECTION
         (folder / FILE).write_text(json.dumps(info, indent=2))
-        extra = [PROJECTION] if self.projection.basis else []
-        return [FILE, *extra, *(p for f in files.values() for p in f.values())]
 
     @classmethod
     def load(
