@@ -1,8 +1,10 @@
 """`plait tune`: hyperparameter search over training runs, with Optuna.
 
-Each trial is a `plait train` of the same table and split with settings drawn by
-Optuna's TPE sampler: learning rate, weight decay, batch size, fusion and, for the
-candidates beside the network (plait.ensemble), whether they take part. A median
+Each trial is a `plait train` of the same table and split, the network alone, with
+settings drawn by Optuna's TPE sampler: learning rate, weight decay, batch size, fusion
+and the dropout on frozen pretrained features. With `--preset best` the best settings
+are trained once more at the end with the candidates and their ensemble (plait.ensemble)
+in the last quarter of the budget. A median
 pruner stops a trial whose validation loss after an epoch is worse than the median of
 earlier trials at that epoch, through a Lightning callback. The study lives in an SQLite
 file in the output's work folder (`.OUT.work/tune`), so `--resume` continues a killed
@@ -22,14 +24,17 @@ import pandas as pd
 
 from plait.atomic import atomic_write_text
 from plait.config import PlaitConfig, apply_overrides, as_config
+from plait.ensemble import beside_network
 from plait.errors import ConfigError, PlaitError
 from plait.output_paths import check_output_folder, table_inputs
+from plait.presets import PRETRAINED_ENCODERS, default_candidates
 from plait.report import write_report
 from plait.resume import work_dir
 from plait.runfolder import staging
 
 STUDY = "plait-tune"
 MIN_TRIAL_SECONDS = 10.0  # a trial is not started with less of --time-limit left
+FINAL_SHARE = 0.25  # of --time-limit, kept for the best settings' run with the ensemble (preset best)
 # The median pruner judges a trial after this many complete ones, and from this epoch on.
 STARTUP_TRIALS, WARMUP_EPOCHS = 3, 5
 FUSIONS = ("concat", "gated", "attention")  # one per family: feature-level, gated, attention
@@ -62,19 +67,23 @@ class PruningCallback(L.Callback):
 
 
 def suggest(trial: Any, base: PlaitConfig) -> dict[str, Any]:
-    """One trial's settings, as apply_overrides flags."""
+    """One trial's settings, as apply_overrides flags. Each trial trains the network
+    alone (its validation loss is what the pruner and the sampler see) unless the
+    config lists candidates; `--preset best` then adds the ensemble to the best trial."""
     flags: dict[str, Any] = {
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
         "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
         "fusion": trial.suggest_categorical("fusion", list(FUSIONS)),
     }
-    if base.candidates == "auto":  # the config's own list wins
-        flags["candidates"] = (
-            ["neural", "lightgbm", "linear"]
-            if trial.suggest_categorical("candidates", ["neural", "all"]) == "all"
-            else ["neural"]
-        )
+    if base.candidates == "auto":
+        flags["candidates"] = ["neural"]
+    if base.preset != "fast":  # dropout on the frozen pretrained features, the config's encoders kept
+        dropout = trial.suggest_float("feature_dropout", 0.1, 0.7)
+        flags["encoders"] = {
+            kind: spec.model_copy(update={"params": {**spec.params, "dropout": dropout}}, deep=True)
+            for kind, spec in PRETRAINED_ENCODERS.items()
+        } | dict(base.encoders)
     return flags
 
 
@@ -126,8 +135,14 @@ def tune(
         load_if_exists=True,
     )
 
+    # With --preset best (candidates "auto"), trials train the network alone and the best
+    # trial's settings are trained once more with the candidates and the ensemble, in the
+    # last FINAL_SHARE of the budget.
+    final = base.candidates == "auto" and bool(beside_network(default_candidates(base.preset)))
+    reserve = FINAL_SHARE * time_limit if final and time_limit is not None else 0.0
+
     def left() -> float | None:
-        return None if time_limit is None else time_limit - (time.monotonic() - started)
+        return None if time_limit is None else time_limit - (time.monotonic() - started) - reserve
 
     def objective(trial: Any) -> float:
         run = folder / f"trial-{trial.number}"
@@ -175,6 +190,21 @@ def tune(
     table["seconds"] = table.pop("duration").dt.total_seconds().round(1)
     table["state"] = table["state"].str.lower()
     best = folder / f"trial-{study.best_trial.number}"
+    if final:  # the best settings once more, with the candidates beside the network
+        reserve = 0.0
+        settings = suggest(optuna.trial.FixedTrial(study.best_params), base)
+        settings.pop("candidates")
+        from plait.train import fit
+
+        best = folder / "final"
+        fit(
+            data,
+            label=label,
+            config=apply_overrides(base, time_limit=left(), **settings),
+            out=best,
+            overwrite=True,
+            verbose=False,
+        )
     with staging(out_dir, overwrite, None) as tmp:
         shutil.copytree(best, tmp, dirs_exist_ok=True)
         atomic_write_text(tmp / "trials.csv", table.to_csv(index=False))

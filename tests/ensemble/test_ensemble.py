@@ -59,11 +59,18 @@ def test_the_run_holds_its_members_and_a_leaderboard(ensemble_run):
     assert set(weights) <= {"neural", "lightgbm", "linear"} and sum(weights.values()) == pytest.approx(1)
     files = info["files"]["colour"]
     assert set(files) == {"lightgbm", "linear"}  # every member, weighted or not
-    assert all((run / path).is_file() for path in files.values())
+    # A tiny table: each member is bagged, five fold models in one file each.
+    assert all(len(paths) == 5 and all((run / p).is_file() for p in paths) for paths in files.values())
     board = plait.leaderboard(run)
     assert list(board["candidate"]) == ["neural", "lightgbm", "linear", "ensemble"]
-    ensemble = board.set_index("candidate").loc["ensemble", "val_loss"]
-    assert ensemble <= board["val_loss"].iloc[:3].min() + 1e-12  # never worse than the best single one
+    members = board.set_index("candidate").loc[["lightgbm", "linear"]]
+    assert (members["folds"] == 5).all() and members["oof_accuracy"].between(0, 1).all()
+    # Every candidate has out-of-fold predictions of every training and validation row
+    # (the network's from five fold networks), so the weights are chosen on them all, and
+    # the ensemble is never worse there than the best single candidate.
+    assert (board["folds"] == 5).all()
+    ensemble = board.set_index("candidate").loc["ensemble", "oof_loss"]
+    assert ensemble <= board["oof_loss"].iloc[:3].min() + 1e-12
     metrics = json.loads((run / "metrics.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
     assert metrics["leaderboard"] == info["leaderboard"] == summary["leaderboard"]
@@ -186,3 +193,27 @@ def test_a_damaged_member_is_named_on_load(ensemble_run, tmp_path: Path):
     member.write_text(member.read_text().replace("tree", "bush", 1))  # parses, but is another model
     with pytest.raises(RunFolderError, match=rf"{member.name} is damaged"):
         plait.load(copy)
+
+
+@pytest.mark.slow  # eight member fits
+def test_a_member_is_fitted_once_when_bagging_does_not_fit_the_budget(ensemble_run):
+    """With no time for K folds, each member is fitted once on the training rows (and
+    scored on the validation rows); with time, it is bagged and scored out of fold."""
+    from plait.data.datamodule import make_loader
+    from plait.ensemble import fit_ensemble
+    from plait.ensemble.bagging import BaggedMember
+
+    run, table = ensemble_run
+    loaded = plait.load(run).run
+    _, dataset = inference.table_dataset(loaded, table, with_targets=True)
+    half = dataset.n_rows // 2
+    loaders = {
+        "train": [b for i, b in enumerate(make_loader(dataset, 15, shuffle=False)) if i < half // 15],
+        "val": [b for i, b in enumerate(make_loader(dataset, 15, shuffle=False)) if i >= half // 15],
+    }
+    args = (["lightgbm", "linear"], loaded.processors, loaded.targets, loaders, None, 0, None)
+    once = fit_ensemble(*args, bag_seconds=0.0)
+    assert not any(isinstance(m, BaggedMember) for m in once.members["colour"].values())
+    assert all("folds" not in row for row in once.leaderboard)
+    bagged = fit_ensemble(*args, bag_seconds=3600.0)
+    assert all(len(m.folds) == 5 for m in bagged.members["colour"].values())

@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from torch import Tensor
 
 from plait.config import Candidate
 from plait.data.processors import InputProcessor, TargetProcessor
+from plait.ensemble.bagging import FOLDS, BaggedMember, fit_bagged
 from plait.ensemble.features import FlatLayout, Projection, flat_features, flat_layout
 from plait.ensemble.members import TASKS, LightGBMMember, LinearMember, Member
 from plait.ensemble.selection import bagged_weights, log_loss
@@ -40,6 +42,7 @@ MEMBER_TYPES: dict[str, Any] = {"lightgbm": LightGBMMember, "linear": LinearMemb
 FILE = "ensemble.json"
 PROJECTION = "members/projection.safetensors"  # the embeddings' principal directions
 SUFFIX = {"lightgbm": ".txt", "linear": ".json"}
+Fitted = Member | BaggedMember  # a member fitted once, or its folds
 
 
 @dataclass
@@ -47,7 +50,7 @@ class Ensemble:
     layout: FlatLayout
     processors: dict[str, InputProcessor]
     weights: dict[str, dict[str, float]]  # target → candidate → weight (summing to 1)
-    members: dict[str, dict[str, Member]]  # target → candidate → fitted member (weighted or not)
+    members: dict[str, dict[str, Fitted]]  # target → candidate → fitted member (weighted or not)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     projection: Projection = field(default_factory=lambda: Projection({}, {}))
 
@@ -78,12 +81,18 @@ class Ensemble:
         """Write ensemble.json, the members' files and the projection into `folder`."""
         if any(self.members.values()) or self.projection.basis:
             (folder / "members").mkdir(exist_ok=True)
-        files: dict[str, dict[str, str]] = {}
+        files: dict[str, dict[str, str | list[str]]] = {}
         for i, (target, members) in enumerate(self.members.items()):
             for name, member in members.items():
-                path = f"members/{name}-{i}{SUFFIX[name]}"  # by index: a target's name may hold any character
-                member.save(folder / path)
-                files.setdefault(target, {})[name] = path
+                stem = f"members/{name}-{i}"  # by index: a target's name may hold any character
+                if isinstance(member, BaggedMember):  # one file per fold
+                    paths = [f"{stem}.fold{k}{SUFFIX[name]}" for k in range(len(member.folds))]
+                    for fold, path in zip(member.folds, paths, strict=True):
+                        fold.save(folder / path)
+                    files.setdefault(target, {})[name] = paths
+                else:
+                    member.save(folder / f"{stem}{SUFFIX[name]}")
+                    files.setdefault(target, {})[name] = f"{stem}{SUFFIX[name]}"
         info: dict[str, Any] = {"weights": self.weights, "files": files, "leaderboard": self.leaderboard}
         if self.projection.basis:  # arrays by input position: an input's key may hold any character
             order = list(self.layout.inputs)
@@ -103,11 +112,14 @@ class Ensemble:
         cls, folder: Path, processors: dict[str, InputProcessor], targets: dict[str, TargetProcessor]
     ) -> Ensemble:
         info = json.loads((folder / FILE).read_text())
+
+        def member(name: str, path: str | list[str], kind: str) -> Fitted:
+            if isinstance(path, list):  # bagged: its folds
+                return BaggedMember(name, [MEMBER_TYPES[name].load(folder / p, kind) for p in path])
+            return MEMBER_TYPES[name].load(folder / path, kind)
+
         members = {
-            target: {
-                name: MEMBER_TYPES[name].load(folder / path, targets[target].kind)
-                for name, path in files.items()
-            }
+            target: {name: member(name, path, targets[target].kind) for name, path in files.items()}
             for target, files in info["files"].items()
         }
         layout = flat_layout(processors)
@@ -180,60 +192,75 @@ def fit_ensemble(
     neural_model: Any,
     seed: int,
     deadline: float | None,
+    bag_seconds: float = 60.0,
+    neural_oof: dict[str, np.ndarray] | None = None,
 ) -> Ensemble:
     """Fit every candidate but the network on the "train" batches, score all on "val",
     and weight them per target by greedy selection (the network included when it is a
-    candidate). `neural_model.predict(inputs, present)` gives the network's outputs."""
+    candidate). `neural_model.predict(inputs, present)` gives the network's outputs.
+
+    A member whose K-fold bagging fits in the time left (by `deadline`; with no limit,
+    `bag_seconds` per member) is then bagged on the training and validation rows
+    together, and scored on the validation rows by its out-of-fold predictions. When
+    every member is bagged and `neural_oof` holds the network's out-of-fold predictions
+    of the training rows (plait.network_folds), the weights are chosen on the training
+    and validation rows together rather than on the validation rows alone."""
     layout = flat_layout(processors)
     x_train, y_train, _ = _collect(layout, processors, batches["train"], None)
     x_val, y_val, neural_val = _collect(layout, processors, batches["val"], neural_model)
     projection = Projection.fit(layout, x_train)  # embeddings → their principal components
     (x_train, categorical), (x_val, _) = projection.apply(layout, x_train), projection.apply(layout, x_val)
+    x_all = np.concatenate([x_train, x_val])
+    val_rows = np.arange(len(x_train), len(x_all))
     weights: dict[str, dict[str, float]] = {}
-    members: dict[str, dict[str, Member]] = {}
+    members: dict[str, dict[str, Fitted]] = {}
     board: list[dict[str, Any]] = []
     for target, proc in targets.items():
         if proc.kind not in TASKS:
             continue
         kind, classes = proc.kind, proc.num_classes or 0
+        metric = PRIMARY_METRIC[kind]
+        y_all = np.concatenate([y_train[target], y_val[target]])
         preds: dict[str, np.ndarray] = {}
-        fitted: dict[str, Member] = {}
+        oof: dict[str, np.ndarray] = {}  # candidate → honest predictions of every row (x_all)
+        fitted: dict[str, Fitted] = {}
         rows: dict[str, dict[str, Any]] = {}
         if NEURAL in candidates:
             preds[NEURAL] = neural_val[target]
             rows[NEURAL] = {}
+            if neural_oof is not None:
+                oof[NEURAL] = np.concatenate([neural_oof[target], neural_val[target]])
+                rows[NEURAL] = _oof_row(kind, classes, oof[NEURAL], y_all)
         for name in (c for c in candidates if c != NEURAL):
             if deadline is not None and time.monotonic() > deadline:
                 break  # the budget is spent: the rest are left out (and the leaderboard says so)
+
+            fit = partial(_fit_member, name, x_all, y_all, kind, classes, categorical, seed, deadline)
             start = time.perf_counter()
-            if name == "lightgbm":
-                member: Member = LightGBMMember.fit(
-                    x_train,
-                    y_train[target],
-                    x_val,
-                    y_val[target],
-                    kind,
-                    classes,
-                    categorical,
-                    seed,
-                    deadline,
-                )
-            else:
-                member = LinearMember.fit(x_train, y_train[target], kind, classes, categorical, seed)
+            member: Fitted = fit(np.arange(len(x_train)), val_rows)
             fit_seconds = time.perf_counter() - start
-            start = time.perf_counter()
             preds[name] = member.predict(x_val)
+            rows[name] = {}
+            # K folds, each on (K-1)/K of all rows: about K times the holdout fit per row.
+            bagging = FOLDS * fit_seconds * (len(x_all) * (FOLDS - 1) / FOLDS) / max(len(x_train), 1)
+            if bagging < (bag_seconds if deadline is None else deadline - time.monotonic()):
+                start = time.perf_counter()
+                member, oof[name] = fit_bagged(name, fit, x_all, y_all, kind, seed)
+                fit_seconds += time.perf_counter() - start
+                preds[name] = oof[name][val_rows]  # out of fold: honest, like the network's
+                rows[name] = _oof_row(kind, classes, oof[name], y_all)
+            start = time.perf_counter()
+            member.predict(x_val)
             per_row = (time.perf_counter() - start) / max(len(x_val), 1)
+            rows[name].update(fit_seconds=round(fit_seconds, 2), predict_ms_per_row=round(1000 * per_row, 4))
             fitted[name] = member
-            rows[name] = {
-                "fit_seconds": round(fit_seconds, 2),
-                "predict_ms_per_row": round(1000 * per_row, 4),
-            }
         loss = log_loss(kind)
-        chosen = bagged_weights(preds, y_val[target], loss, seed)
+        if set(oof) == set(preds):  # every candidate honest on every row: select on them all
+            chosen = bagged_weights(oof, y_all, loss, seed)
+        else:
+            chosen = bagged_weights(preds, y_val[target], loss, seed)
         weights[target] = chosen
         members[target] = fitted  # all kept: the leaderboard's candidates can be scored alone later
-        metric = PRIMARY_METRIC[kind]
         for name, pred in preds.items():
             score = _score(kind, classes, pred, y_val[target])
             board.append(
@@ -247,16 +274,48 @@ def fit_ensemble(
                 }
             )
         ensemble_pred = sum(w * preds[n] for n, w in chosen.items())
-        board.append(
-            {
-                "target": target,
-                "candidate": "ensemble",
-                f"val_{metric}": _score(kind, classes, ensemble_pred, y_val[target]),
-                "val_loss": loss(ensemble_pred, y_val[target]),
-                "weight": None,
-            }
-        )
+        row = {
+            "target": target,
+            "candidate": "ensemble",
+            f"val_{metric}": _score(kind, classes, ensemble_pred, y_val[target]),
+            "val_loss": loss(ensemble_pred, y_val[target]),
+            "weight": None,
+        }
+        if set(oof) == set(preds):
+            mixed = sum(w * oof[n] for n, w in chosen.items())
+            row.update(_oof_row(kind, classes, mixed, y_all))
+        board.append(row)
     return Ensemble(layout, processors, weights, members, board, projection)
+
+
+def _oof_row(kind: str, classes: int, oof: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Leaderboard columns of out-of-fold predictions of the training and validation rows."""
+    return {
+        "folds": FOLDS,
+        f"oof_{PRIMARY_METRIC[kind]}": _score(kind, classes, oof, y),
+        "oof_loss": log_loss(kind)(oof, y),
+    }
+
+
+def _fit_member(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    kind: str,
+    classes: int,
+    categorical: list[int],
+    seed: int,
+    deadline: float | None,
+    fitted_rows: np.ndarray,
+    held_rows: np.ndarray,
+) -> Member:
+    """Candidate `name` fitted on `fitted_rows` of (x, y); LightGBM early-stops on `held_rows`."""
+    if name == "lightgbm":
+        held = (x[held_rows], y[held_rows])  # its early stopping's rows
+        return LightGBMMember.fit(
+            x[fitted_rows], y[fitted_rows], *held, kind, classes, categorical, seed, deadline
+        )
+    return LinearMember.fit(x[fitted_rows], y[fitted_rows], kind, classes, categorical, seed)
 
 
 def _collect(
