@@ -1,0 +1,103 @@
+"""A video column end to end: `plait train` → predict (video missing, sound missing) →
+evaluate --robustness → explain, refused export, and serving a clip."""
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+import plait
+from plait.serve import ServeOptions, create_app
+from tests.test_cli import plait_in
+from tests.video_clips import direction_table
+
+CONFIG = {
+    "inputs": [
+        {
+            "name": "clip",
+            "type": "video",
+            "audio": {"n_mels": 16, "sample_rate": 8000},
+            "encoder": {"name": "video_cnn", "channels": [4, 8], "out_dim": 16, "grid": 2},
+            "preprocessing": {"frames": 4, "size": 16},
+        }
+    ],
+    "encoders": {"audio": {"name": "audio_cnn1d", "channels": [8], "out_dim": 8}},
+    "trainer": {"epochs": 1, "batch_size": 8, "progress": False},
+    "preset": "fast",
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("video")
+    direction_table(folder, rows=16).to_csv(folder / "t.csv", index=False)
+    (folder / "c.yaml").write_text(yaml.safe_dump(CONFIG))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PLAIT_CACHE_DIR", str(folder / "cache"))
+        result = plait_in(
+            "train", folder / "t.csv", "-l", "direction", "-c", folder / "c.yaml", "--out", folder / "run"
+        )
+    assert result.returncode == 0, result.stderr
+    assert "clip:audio" in result.stderr + result.stdout and "video_cnn" in result.stderr + result.stdout
+    return folder
+
+
+def test_predict_with_the_video_or_its_sound_missing(trained: Path):
+    folder = trained
+    table = pd.read_csv(folder / "t.csv").iloc[:4].copy()
+    table.loc[1, "clip"] = None  # no video at all: both inputs missing, a prediction still comes
+    (folder / "p.csv").write_text(table.to_csv(index=False))
+    assert (
+        plait_in("predict", folder / "run", folder / "p.csv", "--output", folder / "out.csv").returncode == 0
+    )
+    out = pd.read_csv(folder / "out.csv")
+    probs = out.filter(like="direction_prob_").to_numpy()
+    assert len(out) == 4 and np.allclose(probs.sum(1), 1, atol=1e-5)
+    processors = plait.load(folder / "run").processors
+    present = {}
+    for key in ("clip", "clip:audio"):
+        processors[key].base_dir = folder
+        present[key] = processors[key].transform(processors[key].select(table, key), key).present.tolist()
+    # Rows 0 and 2 have sound, row 1 no clip, row 3 a mute clip: only its sound track is missing.
+    assert present == {"clip": [True, False, True, True], "clip:audio": [True, False, True, False]}
+
+
+@pytest.mark.slow  # robustness sweeps and importance: ~10 s
+def test_robustness_explain_and_export(trained: Path):
+    folder = trained
+    result = plait_in("evaluate", folder / "run", folder / "t.csv", "--robustness", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert {c["condition"] for c in found["missing"]} == {"without clip", "without clip:audio"}
+    noise = {(n["input"], n["corruption"]) for n in found["noise"]}
+    assert {("clip", "dropped_frames"), ("clip", "gaussian_noise"), ("clip:audio", "white_noise")} <= noise
+    result = plait_in("explain", folder / "run", folder / "t.csv")
+    assert result.returncode == 0 and "clip:audio" in result.stdout and "video" in result.stdout
+    result = plait_in("export", folder / "run", "--format", "onnx", "--output", folder / "m.onnx")
+    assert result.returncode == 2
+    assert "cannot export: input 'clip' is read from video files" in result.stderr
+
+
+def test_serving_a_clip(trained: Path):
+    folder = trained
+    predictor = plait.load(folder / "run")
+    clip = {"base64": base64.b64encode((folder / "clips/0.mp4").read_bytes()).decode()}
+    with TestClient(create_app(predictor, ServeOptions(allow_dir=folder, max_upload_mb=1))) as client:
+        schema = client.get("/schema").json()
+        assert [(i["name"], i["type"]) for i in schema["inputs"]] == [("clip", "video")]
+        response = client.post("/predict", json={"rows": [{"clip": clip}, {"clip": "clips/1.mp4"}]})
+        assert response.status_code == 200, response.text
+        expected = predictor.predict(pd.DataFrame({"clip": ["clips/0.mp4", "clips/1.mp4"]}), base_dir=folder)
+        got = [p["direction"] for p in response.json()["predictions"]]
+        assert got == expected["direction"].tolist()
+        upload = {"clip": ("c.mp4", (folder / "clips/2.mp4").read_bytes(), "video/mp4")}
+        assert client.post("/predict", files=upload).status_code == 200
+        bad = client.post(
+            "/predict", json={"rows": [{"clip": {"base64": base64.b64encode(b"nope").decode()}}]}
+        )
+        assert bad.status_code == 422 and "not a readable video file" in bad.text
