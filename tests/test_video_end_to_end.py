@@ -101,3 +101,24 @@ def test_serving_a_clip(trained: Path):
             "/predict", json={"rows": [{"clip": {"base64": base64.b64encode(b"nope").decode()}}]}
         )
         assert bad.status_code == 422 and "not a readable video file" in bad.text
+
+
+@pytest.mark.slow  # another training
+def test_a_video_column_is_a_retrieval_tower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PLAIT_CACHE_DIR", str(tmp_path / "cache"))
+    table = direction_table(tmp_path, rows=16)
+    table["caption"] = "a square moving " + table["direction"]
+    config = {
+        "inputs": [{**CONFIG["inputs"][0], "audio": False}, {"name": "caption", "type": "text"}],
+        "outputs": [{"name": "pairs", "columns": ["clip", "caption"]}],
+        "preset": "fast",
+        "trainer": CONFIG["trainer"],
+    }
+    plait.fit(table, config=config, out=tmp_path / "run", verbose=False, base_dir=tmp_path)
+    predictor = plait.load(tmp_path / "run")
+    embeddings = predictor.embed(table.head(4), "clip", base_dir=tmp_path)
+    assert embeddings.vectors.shape[0] == 4 and np.allclose(
+        np.linalg.norm(embeddings.vectors, axis=1), 1, atol=1e-4
+    )
+    found = predictor.search("clips/0.mp4", table, top=3, base_dir=tmp_path)
+    assert len(found) == 3 and set(found.columns) >= {"query", "rank", "caption"}

@@ -6,6 +6,7 @@ from torch import nn
 
 from plait.encoders import ENCODERS
 from plait.encoders.video import TemporalHead
+from plait.fusion import FUSIONS
 
 MODES = ("mean", "attention", "conv", "transformer")
 
@@ -78,3 +79,23 @@ def test_a_temporal_head_learns_direction_that_a_mean_cannot(mode: str, learns: 
     with torch.no_grad():
         accuracy = (head(enc(x).pooled).argmax(1) == y).float().mean().item()
     assert (accuracy > 0.95) if learns else (accuracy < 0.65), accuracy
+
+
+@pytest.mark.parametrize("fusion", [n for n in FUSIONS.names() if n != "late"])  # late: per-input heads
+def test_every_fusion_takes_video_tokens_with_frames_and_clips_missing(fusion: str):
+    """Video tokens (padded frames masked, one clip missing) beside a sound track missing
+    in another row: finite, and the missing clip's placeholder changes nothing."""
+    torch.manual_seed(0)
+    video = ENCODERS.build("video_cnn", {"channels": [4, 8], "out_dim": 16}).eval()
+    sound = ENCODERS.build("audio_cnn1d", {"channels": [8], "out_dim": 8}, n_mels=8).eval()
+    model = FUSIONS.build(fusion, {}, in_dims={"clip": 16, "clip:audio": 8}).eval()
+    spec = torch.randn(3, 9, 32)
+    spec[:, 0] = 1.0
+    spec[0, 0] = 0.0  # row 0: no sound track
+    present = {"clip": torch.tensor([True, True, False]), "clip:audio": torch.tensor([False, True, True])}
+    x = clips()
+    fused = model({"clip": video(x), "clip:audio": sound(spec)}, present)
+    assert torch.isfinite(fused.pooled).all()
+    x[2, :, 1:] = 50.0  # the missing clip's placeholder
+    again = model({"clip": video(x), "clip:audio": sound(spec)}, present)
+    assert torch.allclose(fused.pooled, again.pooled, atol=1e-5)

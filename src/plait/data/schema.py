@@ -212,16 +212,16 @@ def _check_retrieval(out: OutputConfig, frame: pd.DataFrame, labels: list[str]) 
 
 
 def _check_towers(retrieval: list[OutputConfig], inputs: list[InputConfig]) -> None:
-    """Each tower must be an image, text or audio input of the model."""
+    """Each tower must be an image, text, audio or video input of the model."""
     types = {i.name: i.type for i in inputs}
     for out in retrieval:
         for column in out.columns:
             if column not in types:
                 raise ConfigError(f"retrieval column {column!r} is not among the inputs; add it to inputs:")
-            if types[column] not in ("image", "text", "audio"):
+            if types[column] not in MEDIA_TYPES:
                 raise ConfigError(
-                    f"retrieval column {column!r} is {types[column]}; towers must be image, text or audio "
-                    f"columns (set the type with --type {column}=text)"
+                    f"retrieval column {column!r} is {types[column]}; towers must be image, text, audio or "
+                    f"video columns (set the type with --type {column}=text)"
                 )
 
 
