@@ -11,15 +11,20 @@ FSDD recording muxed in as its AAC sound track. Three labels, each a different t
 - `match`: whether the spoken digit is the shown one (half the clips): needs both the
   frames and the sound track of the same file.
 
+A fourth head, `spoken` (the heard digit), is trained beside them as an auxiliary
+task, so the sound encoder learns digits that `match` can compare.
+
 Test clips use FSDD's test recordings (takes 0-4) and digit images never used in
-training. Four models, each one network with the three labels as three heads, trained
+training. Six models, each one network with the four labels as four heads, trained
 through the CLI: frame mean (`video_cnn`, temporal mean), temporal (`video_cnn`,
-temporal 1-D conv), video + sound track (`audio: true`), and the sound alone (the same
-recordings as WAV files). Beside them, logistic regression on the raw frame pixels
+temporal 1-D conv), video + sound track (`audio: true`; concat fusion, and tensor
+fusion, whose outer product can compare the two digits), the sound alone (the
+same recordings as WAV files), and `video_pretrained` (the `medium` preset's video
+encoder). Beside them, logistic regression on the raw frame pixels
 concatenated in order plus the recording's mean log-mel (the strongest simple baseline
 here). Also prints decode throughput (cold and through the decode cache) and peak memory.
 
-    .venv/bin/python -m bench.talking_digits [--clips 600] [--epochs 25] [--out /tmp/talking]
+    .venv/bin/python -m bench.talking_digits [--clips 1200] [--epochs 30] [--out /tmp/talking] [--models a,b]
 
 Deterministic (seed 0); everything is written under --out (default: a new temporary folder).
 """
@@ -44,7 +49,7 @@ from bench.common import SHARED_DATA, command_line, plait_cli, run_metrics
 SEED = 0
 SIZE, FRAMES, FPS, DIGIT_PX = 64, 8, 8, 24
 DIRECTIONS = ("left", "right", "up", "down")
-LABELS = ("digit", "direction", "match")
+LABELS = ("digit", "direction", "match", "spoken")  # spoken: an auxiliary head (the heard digit)
 
 
 def digit_frames(image: np.ndarray, direction: str, rng: np.random.Generator) -> list[np.ndarray]:
@@ -123,6 +128,7 @@ def make_table(folder: Path, clips: int, fsdd: Path = SHARED_DATA / "fsdd") -> t
                 "digit": shown,
                 "direction": direction,
                 "match": "yes" if match else "no",
+                "spoken": spoken,
                 "split": rec.split,
             }
         )
@@ -194,8 +200,10 @@ VIDEO = {"name": "clip", "type": "video", "preprocessing": {"frames": FRAMES, "s
 NAMES = {
     "frame_mean": "frame mean (video_cnn, temporal mean)",
     "temporal": "temporal (video_cnn, temporal conv)",
-    "video_sound": "video + sound track (audio: true)",
+    "video_sound": "video + sound track (audio: true), concat fusion",
+    "video_sound_tensor": "video + sound track, tensor fusion",
     "sound_only": "sound only (the recordings as WAV)",
+    "pretrained": "video_pretrained (EfficientNet-Lite0 per frame at 112 px, cached; temporal conv)",
 }
 MODELS = {
     "frame_mean": [{**VIDEO, "encoder": {"name": "video_cnn", "temporal": "mean"}}],
@@ -208,7 +216,19 @@ MODELS = {
         }
     ],
     "sound_only": [{"name": "voice", "type": "audio", "preprocessing": {"sample_rate": 8000, "n_mels": 40}}],
+    "pretrained": [
+        {
+            "name": "clip",
+            "type": "video",
+            "encoder": {"name": "video_pretrained"},
+            "preprocessing": {"frames": FRAMES},
+        }
+    ],
 }
+
+
+MODELS["video_sound_tensor"] = MODELS["video_sound"]  # the same inputs, another fusion
+FUSION = {"video_sound_tensor": {"name": "tensor", "dim": 16, "out_dim": 128}}
 
 
 def train(folder: Path, table: Path, name: str, epochs: int) -> tuple[dict[str, float], float, float]:
@@ -220,7 +240,9 @@ def train(folder: Path, table: Path, name: str, epochs: int) -> tuple[dict[str, 
             {"name": "digit", "type": "category"},
             {"name": "direction", "type": "category"},
             {"name": "match", "type": "binary"},
+            {"name": "spoken", "type": "category"},
         ],
+        "fusion": FUSION.get(name, {"name": "concat"}),
         "preset": "fast",
         "seed": SEED,
         "trainer": {"epochs": epochs, "patience": 6, "batch_size": 32, "progress": False},
@@ -237,8 +259,8 @@ def train(folder: Path, table: Path, name: str, epochs: int) -> tuple[dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=600)
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--clips", type=int, default=1200)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None, help="folder for clips and runs (outside the repo)")
     parser.add_argument(
         "--models",
@@ -263,8 +285,8 @@ def main() -> None:
         f"peak RSS {decode['peak_mb']:.0f} MB (before decoding {decode['peak_before_mb']:.0f} MB)"
     )
     scores = baseline(data)
-    print("\n| model | digit | direction | match | train s | peak MB |")
-    print("|---|---|---|---|---|---|")
+    print("\n| model | digit | direction | match | spoken (aux) | train s | peak MB |")
+    print("|---|---|---|---|---|---|---|")
     for name, found in scores.items():
         print(f"| logistic regression: {name} | " + " | ".join(f"{found[k]:.3f}" for k in LABELS) + " | | |")
     for name in filter(None, args.models.split(",")):
