@@ -163,3 +163,36 @@ def test_the_sound_track_is_an_audio_input_and_silence_is_missing(tmp_path: Path
     assert enc.values.shape[1] == 17 and enc.take(torch.tensor([0]))[0][0, 0].sum() > 0
     with pytest.raises(DataError, match=r"^column 'clip:audio', row 4: not a readable audio file"):
         proc.transform(frame["clip"], "clip:audio")
+
+
+def write_plain(path: Path, codec: str, frames: list[np.ndarray]) -> None:
+    """Frames at 10 fps in the container `path`'s suffix names (its own time base)."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=10)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "rgb8" if codec == "gif" else "yuv420p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [
+        ("b_frames.avi", "libx264"),
+        ("c.mkv", "libx264"),
+        ("d.webm", "libvpx"),
+        ("e.gif", "gif"),
+        ("f.mov", "mpeg4"),
+    ],
+)
+def test_containers_keep_the_frames_in_display_order(tmp_path: Path, name: str, codec: str):
+    """AVI labels H.264 B-frames with decoding times: frames are still taken in the
+    order they are shown."""
+    write_plain(tmp_path / name, codec, moving_square("right", frames=12))
+    proc, values = fitted(tmp_path, [name], mean=[0.5] * 3, std=[0.25] * 3)
+    clip = proc.transform(values, "clip").values[1]  # (4, 4, 16, 16)
+    columns = [int(frame[1].float().mean(0).argmax()) for frame in clip]  # where the square is
+    assert columns == sorted(columns) and columns[0] < columns[-1], columns

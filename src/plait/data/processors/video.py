@@ -150,41 +150,49 @@ class VideoProcessor(InputProcessor):
                 )
             declared = container.duration / 1e6 if container.duration else 0.0  # microseconds
             self._check_length(declared)
-            # Pass 1: presentation times from the packets alone (nothing decoded).
-            times = sorted({int(p.pts) for p in container.demux(stream) if p.pts is not None})
+            times = self._packet_times(container, stream)
         if not times:
             raise _Refused("the video stream holds 0 frames")
-        base = stream.time_base
-        self._check_length(float((times[-1] - times[0]) * base))
-        wanted = self._sample(times)  # (M,) pts, or -1 for a padded slot
-        # Pass 2: decode in order, converting only the sampled frames.
+        wanted = self._sample(times)  # (M,) frame numbers, or -1 for a padded slot
+        # Pass 2: decode in order, converting only the sampled frames. Decoders return
+        # frames in presentation order, so the n-th frame out is the n-th time above
+        # (containers such as AVI label B-frames with decoding times, not display times).
         found: dict[int, np.ndarray] = {}
         needed = set(wanted) - {-1}
-        last = times[0] + round(self.max_seconds / base) if base else None
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                if last is not None and frame.pts > last:  # the packets lied about the length
-                    raise _Refused(self._too_long(float((frame.pts - times[0]) * base)))
-                if frame.pts in needed:
-                    found[frame.pts] = self._pixels(frame)
-                    if len(found) == len(needed):
-                        break
+            for number, frame in enumerate(container.decode(stream)):
+                if number in needed:
+                    found[number] = self._pixels(frame)
+                if number >= max(needed):
+                    break
         if not found:
             raise _Refused("no frame of the video stream could be decoded")
         decoded = sorted(found)
         out = np.zeros((len(wanted), 4, self.size, self.size), dtype=np.uint8)
-        for slot, pts in enumerate(wanted):
-            if pts < 0:
+        for slot, number in enumerate(wanted):
+            if number < 0:
                 continue
             # A sampled frame that did not decode: the nearest earlier one that did.
-            at = decoded[max(0, bisect.bisect_right(decoded, pts) - 1)]
+            at = decoded[max(0, bisect.bisect_right(decoded, number) - 1)]
             out[slot, 0] = 255
             out[slot, 1:] = found[at]
         return out
+
+    def _packet_times(self, container: Any, stream: Any) -> list[float]:
+        """Pass 1: every video packet's time in seconds, sorted (presentation order),
+        from the packets alone (nothing decoded); refused past `max_seconds`."""
+        base = float(stream.time_base or 0)
+        times = []
+        for packet in container.demux(stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is None or packet.size == 0:  # the demuxer's final empty packet
+                continue
+            times.append(stamp * base)
+            if times[-1] - times[0] > self.max_seconds:  # longer than its header said
+                raise _Refused(self._too_long(times[-1] - times[0]))
+        return sorted(times)
 
     def _check_length(self, seconds: float) -> None:
         if seconds > self.max_seconds:
@@ -196,19 +204,21 @@ class VideoProcessor(InputProcessor):
             "(a video preprocessing option)"
         )
 
-    def _sample(self, times: list[int]) -> list[int]:
-        """Sorted presentation times (pts) → the pts of each stored slot (segment-major,
-        `offsets` per segment), -1 for padding. Short clips: one frame per segment."""
+    def _sample(self, times: list[float]) -> list[int]:
+        """Sorted frame times (s) → the frame number of each stored slot (segment-major,
+        `offsets` per segment), -1 for padding: the frame shown at each candidate time,
+        so a variable frame rate samples evenly in time. Short clips: one frame per
+        segment."""
         k, m = self.frames, self.offsets
         if len(times) <= k:
-            return [times[i] if i < len(times) else -1 for i in range(k) for _ in range(m)]
+            return [i if i < len(times) else -1 for i in range(k) for _ in range(m)]
         step = (times[-1] - times[0]) / (len(times) - 1)  # mean frame duration
         span = times[-1] - times[0] + step
         picks = []
         for i in range(k):
             for j in range(m):
                 t = times[0] + span * (i + (j + 0.5) / m) / k
-                picks.append(times[max(0, bisect.bisect_right(times, t) - 1)])  # frame shown at t
+                picks.append(max(0, bisect.bisect_right(times, t + 1e-9) - 1))  # frame shown at t
         return picks
 
     def _pixels(self, frame: Any) -> np.ndarray:
