@@ -122,3 +122,28 @@ def test_a_video_column_is_a_retrieval_tower(tmp_path: Path, monkeypatch: pytest
     )
     found = predictor.search("clips/0.mp4", table, top=3, base_dir=tmp_path)
     assert len(found) == 3 and set(found.columns) >= {"query", "rank", "caption"}
+
+
+@pytest.mark.slow  # another training
+def test_a_clip_can_be_captioned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A text target over a video and its sound track: the decoder attends over the
+    frames' tokens through the attention fusion."""
+    monkeypatch.setenv("PLAIT_CACHE_DIR", str(tmp_path / "cache"))
+    table = direction_table(tmp_path, rows=16)
+    table["caption"] = "a square moving " + table["direction"]
+    config = {
+        **CONFIG,
+        "outputs": [
+            {
+                "name": "caption",
+                "type": "text",
+                "head": {"name": "decoder", "dim": 16, "depth": 1, "heads": 2},
+            }
+        ],
+        "fusion": "attention",
+    }
+    plait.fit(
+        table.drop(columns="direction"), config=config, out=tmp_path / "run", verbose=False, base_dir=tmp_path
+    )
+    predicted = plait.load(tmp_path / "run").predict(table.head(3), base_dir=tmp_path)
+    assert len(predicted) == 3 and predicted["caption"].map(lambda c: isinstance(c, str)).all()

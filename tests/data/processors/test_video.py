@@ -122,17 +122,31 @@ def test_bad_files_are_one_line_errors_or_missing_cells(tmp_path: Path):
         assert enc.present.tolist() == [True, False] and enc.bad_rows == [1]
 
 
-def test_guards_refuse_large_frames_and_long_clips(tmp_path: Path):
-    write_clip(tmp_path / "big.mp4", grey([0] * 12, size=(48, 64)))  # 3,072 pixels, 1.2 s
-    proc, _ = fitted(tmp_path, ["big.mp4"], mean=[0.5] * 3, std=[0.2] * 3)  # nothing decoded
-    proc.max_pixels = 3000
+def test_guards_refuse_large_frames_and_long_clips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with av.open(str(tmp_path / "huge.mp4"), "w") as out:  # 21 MP declared, 226 kB on disk
+        stream = out.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 5120, 4096, "yuv420p"
+        frame = av.VideoFrame(5120, 4096, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    write_clip(tmp_path / "long.mp4", grey([0] * 12))  # 1.2 s
+    proc, _ = fitted(tmp_path, ["long.mp4"], mean=[0.5] * 3, std=[0.2] * 3)  # nothing decoded
+    monkeypatch.setattr(VideoProcessor, "_pixels", lambda *a: pytest.fail("decoded a refused clip"))
     with pytest.raises(
-        DataError, match=r"too large to decode \(64×48 = 3,072 pixels\); the limit is max_pixels"
+        DataError,
+        match=r"row 1: video frames too large to decode \(5120×4096 = 20,971,520 pixels\); "
+        r"the limit is max_pixels=10,000,000 \(a video preprocessing option\): .*huge.mp4$",
     ):
-        proc.transform(pd.Series(["big.mp4"]), "clip")
-    proc.max_pixels, proc.max_seconds = 10_000, 0.5
+        proc.transform(pd.Series(["huge.mp4"]), "clip")
+    proc.max_seconds = 0.5
     with pytest.raises(DataError, match=r"video too long .* the limit is max_seconds=0.5"):
-        proc.transform(pd.Series(["big.mp4"]), "clip")
+        proc.transform(pd.Series(["long.mp4"]), "clip")
+    assert proc.transform(pd.Series(["long.mp4", "huge.mp4"]), "clip", on_bad_row="missing").bad_rows == [
+        0,
+        1,
+    ]
 
 
 def test_decoded_clips_go_through_the_decode_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
