@@ -2,6 +2,7 @@
 evaluate --robustness → explain, refused export, and serving a clip."""
 
 import base64
+import io
 import json
 from pathlib import Path
 
@@ -147,3 +148,22 @@ def test_a_clip_can_be_captioned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     predicted = plait.load(tmp_path / "run").predict(table.head(3), base_dir=tmp_path)
     assert len(predicted) == 3 and predicted["caption"].map(lambda c: isinstance(c, str)).all()
+
+
+def test_the_server_refuses_a_clip_declaring_huge_frames(trained: Path):
+    from tests.video_clips import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("mpeg4", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 5120, 4096, "yuv420p"
+        frame = av.VideoFrame(5120, 4096, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    predictor = plait.load(trained / "run")
+    with TestClient(create_app(predictor, ServeOptions(max_upload_mb=1))) as client:
+        clip = {"base64": base64.b64encode(buffer.getvalue()).decode()}
+        response = client.post("/predict", json={"rows": [{"clip": clip}]})
+    assert response.status_code == 422 and "20,971,520 pixels, over the 10,000,000 limit" in response.text

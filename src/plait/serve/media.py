@@ -74,16 +74,24 @@ def check_audio(data: bytes) -> str:
 
 
 def check_video(data: bytes) -> str:
-    """Decode every frame (as the video processor may); the file suffix of its format.
-    The upload limit (--max-upload-mb) bounds the work."""
-    from plait.data.processors.video import av_module  # PyAV: plait[video]
+    """Decode every frame (as the video processor may), after the processor's default
+    guards on the declared frame size and length; the file suffix of its format."""
+    from plait.data.processors.video import MAX_PIXELS, MAX_SECONDS, av_module  # PyAV: plait[video]
 
     av = av_module()
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.video:
                 raise CellError("the file has no video stream")
-            frames = sum(1 for _ in container.decode(container.streams.video[0]))
+            stream = container.streams.video[0]
+            pixels = stream.codec_context.width * stream.codec_context.height
+            if pixels > MAX_PIXELS:
+                raise CellError(f"video frames of {pixels:,} pixels, over the {MAX_PIXELS:,} limit")
+            if container.duration and container.duration / 1e6 > MAX_SECONDS:
+                raise CellError(
+                    f"a video of {container.duration / 1e6:,.0f} s, over the {MAX_SECONDS:g} s limit"
+                )
+            frames = sum(1 for _ in container.decode(stream))
             suffix = "." + container.format.name.split(",")[0]
     except CellError:
         raise
