@@ -30,6 +30,8 @@ PRETRAINED_ENCODERS = {
     "image": ComponentSpec(name="efficientnet_lite0", params={"dropout": 0.5}),
     "text": ComponentSpec(name="minilm", params={"dropout": 0.5}),
     # EfficientNet-Lite0 per sampled frame (cached per frame), a trainable temporal head.
+    # Not yet measured on natural video; on the synthetic talking digits (8×8-pixel
+    # digits on black) the from-scratch video_cnn is better (docs/benchmarks.md).
     "video": ComponentSpec(name="video_pretrained"),
 }
 PRETRAINED_NAMES = {spec.name for spec in PRETRAINED_ENCODERS.values()}
