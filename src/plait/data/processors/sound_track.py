@@ -77,7 +77,7 @@ class SoundTrackProcessor(AudioProcessor):
         try:
             return self._decode_track(av, path)
         except av.FFmpegError as err:  # AudioProcessor reports ValueErrors as unreadable files
-            raise ValueError(f"{type(err).__name__}: {err}") from None
+            raise ValueError(f"{type(err).__name__}: {err.strerror or err}") from None
 
     def _decode_track(self, av: Any, path: Path) -> tuple[np.ndarray, int]:
         with av.open(str(path)) as container:

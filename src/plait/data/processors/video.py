@@ -130,7 +130,8 @@ class VideoProcessor(InputProcessor):
             except _Refused as err:
                 problem = str(err)
             except (av.FFmpegError, ValueError, OSError, EOFError, IndexError) as err:
-                detail = " ".join(str(err).split())[:120]
+                # FFmpeg's own words without the file name (the message ends with the path)
+                detail = " ".join(str(getattr(err, "strerror", None) or err).split())[:120]
                 problem = f"not a readable video file ({type(err).__name__}: {detail})"
         if on_bad_row != "error":
             return None
