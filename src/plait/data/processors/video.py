@@ -145,10 +145,7 @@ class VideoProcessor(InputProcessor):
             stream = container.streams.video[0]
             width, height = stream.codec_context.width, stream.codec_context.height
             if width * height > self.max_pixels:
-                raise _Refused(
-                    f"video frames too large to decode ({width}×{height} = {width * height:,} pixels); "
-                    f"the limit is max_pixels={self.max_pixels:,} (a video preprocessing option)"
-                )
+                raise _Refused(self._too_large(width, height))
             declared = container.duration / 1e6 if container.duration else 0.0  # microseconds
             self._check_length(declared)
             times = self._packet_times(container, stream)
@@ -160,13 +157,16 @@ class VideoProcessor(InputProcessor):
         # (containers such as AVI label B-frames with decoding times, not display times).
         found: dict[int, np.ndarray] = {}
         needed = set(wanted) - {-1}
+        last = max(needed)
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for number, frame in enumerate(container.decode(stream)):
+                if frame.width * frame.height > self.max_pixels:  # a size change mid-stream
+                    raise _Refused(self._too_large(frame.width, frame.height))
                 if number in needed:
                     found[number] = self._pixels(frame)
-                if number >= max(needed):
+                if number >= last:
                     break
         if not found:
             raise _Refused("no frame of the video stream could be decoded")
@@ -194,6 +194,12 @@ class VideoProcessor(InputProcessor):
             if times[-1] - times[0] > self.max_seconds:  # longer than its header said
                 raise _Refused(self._too_long(times[-1] - times[0]))
         return sorted(times)
+
+    def _too_large(self, width: int, height: int) -> str:
+        return (
+            f"video frames too large to decode ({width}×{height} = {width * height:,} pixels); "
+            f"the limit is max_pixels={self.max_pixels:,} (a video preprocessing option)"
+        )
 
     def _check_length(self, seconds: float) -> None:
         if seconds > self.max_seconds:
