@@ -11,7 +11,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e ".[dev,pretrained,serve,export,ensemble,tune]"
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e ".[dev,pretrained,serve,export,ensemble,tune,video]"
 	touch $@
 
 demo: $(BIN)/.installed

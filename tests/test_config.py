@@ -40,7 +40,7 @@ def test_yaml_config_with_inputs(tmp_path: Path):
     [
         ({"trainer": {"epochs": 0}}, "trainer.epochs"),
         ({"trainer": {"epoch": 3}}, "trainer.epoch: Extra inputs are not permitted"),
-        ({"inputs": [{"name": "x", "type": "video"}]}, "inputs.0.type"),
+        ({"inputs": [{"name": "x", "type": "hologram"}]}, "inputs.0.type"),
         ([1, 2], "expected a mapping"),
         ({"trainer": {"num_workers": -1}}, "trainer.num_workers"),
         ({"trainer": {"num_workers": "many"}}, "trainer.num_workers"),

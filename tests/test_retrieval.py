@@ -127,7 +127,7 @@ def test_retrieval_mistakes_get_one_line(retrieval_run: tuple[Path, Path], table
     with pytest.raises(ConfigError, match="the index holds 'image' embeddings, not 'caption'"):
         predictor.search("a red square", predictor.embed(table, "image"), index_column="caption")
     result = plait_in("train", table_csv, "--retrieval", "image,size")
-    assert result.returncode == 2 and "towers must be image, text or audio" in result.stderr
+    assert result.returncode == 2 and "towers must be image, text, audio or video" in result.stderr
 
 
 def test_retrieval_beside_a_label_in_one_run(table_csv: Path, tmp_path: Path):

@@ -25,13 +25,14 @@ from pydantic import (
 
 from plait.errors import ConfigError
 
-InputType = Literal["image", "audio", "text", "numeric", "category"]
+InputType = Literal["image", "audio", "text", "numeric", "category", "video"]
 TargetType = Literal["category", "binary", "numeric", "multilabel", "text", "retrieval"]
 # Types a column may be given with `--type COL=TYPE`; `ignore` keeps a column out of
 # the model (ids are carried through to predictions), `split` marks train/val/test.
 COLUMN_TYPES: tuple[str, ...] = (
     "image",
     "audio",
+    "video",
     "text",
     "numeric",
     "category",
@@ -46,12 +47,16 @@ DEFAULT_ENCODERS: dict[str, str] = {
     # 1-D over time (mel bands as channels): on FSDD as accurate as the 2-D audio_cnn or
     # more, at about a quarter of its time per epoch (docs/benchmarks.md, "Default audio encoder").
     "audio": "audio_cnn1d",
+    # A frame CNN shared across the sampled frames, then a temporal 1-D convolution:
+    # on talking digits the mean of frames cannot tell the motion's direction and this
+    # can (docs/benchmarks.md, "Video columns").
+    "video": "video_cnn",
     "text": "gru",
     "numeric": "mlp",
     "category": "embedding",
     "tabular": "tabular_mlp",  # a group of numeric and category columns
 }
-MEDIA_TYPES = ("image", "audio", "text")
+MEDIA_TYPES = ("image", "audio", "text", "video")
 TABULAR_TYPES = ("numeric", "category")
 DEFAULT_HEADS: dict[str, str] = {
     "category": "classification",
@@ -103,6 +108,12 @@ class InputConfig(_Strict):
     # (weights tied). Default: one group per media type when `share_encoders`, and
     # one "tabular" group for all numeric and category columns.
     group: str | None = None
+    # Video columns only: also read the clip's sound track, as the audio input
+    # `NAME:audio` (its own encoder and presence mask; a clip without sound is a missing
+    # modality there). A mapping gives that input's audio preprocessing options.
+    audio: bool | dict[str, Any] = False
+    # Set by plait for the `NAME:audio` input itself: the video column it reads.
+    sound_of: str | None = None
 
 
 class OutputConfig(_Strict):
@@ -118,7 +129,7 @@ class OutputConfig(_Strict):
 
 
 Candidate = Literal["neural", "lightgbm", "linear"]  # plait.ensemble
-Modality = Literal["image", "audio", "text", "numeric", "category", "tabular"]
+Modality = Literal["image", "audio", "text", "numeric", "category", "tabular", "video"]
 Auto = Literal["auto"]  # set from the data by plait.recipe; config.yaml records the number
 
 

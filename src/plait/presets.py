@@ -2,9 +2,10 @@
 
     fast    networks learned from scratch (config.DEFAULT_ENCODERS): no extra package,
             quickest per step, weakest on real photos and language.
-    medium  (the default) the shipped pretrained encoders for image and text columns,
-            frozen and cached (EfficientNet-Lite0, MiniLM; dropout 0.5 on their
-            features), and the from-scratch audio and tabular encoders. Falls back
+    medium  (the default) the shipped pretrained encoders for image, video and text
+            columns, frozen and cached (EfficientNet-Lite0 per image or per sampled
+            frame, MiniLM; dropout 0.5 on image and text features), and the
+            from-scratch audio and tabular encoders. Falls back
             to `fast`, with a note, when `plait[pretrained]` is not installed.
     best    `medium`, with a longer training budget (see plait.recipe).
 
@@ -28,6 +29,10 @@ PRESETS = ("fast", "medium", "best")
 PRETRAINED_ENCODERS = {
     "image": ComponentSpec(name="efficientnet_lite0", params={"dropout": 0.5}),
     "text": ComponentSpec(name="minilm", params={"dropout": 0.5}),
+    # EfficientNet-Lite0 per sampled frame (cached per frame), a trainable temporal head.
+    # Not yet measured on natural video; on the synthetic talking digits (8×8-pixel
+    # digits on black) the from-scratch video_cnn is better (docs/benchmarks.md).
+    "video": ComponentSpec(name="video_pretrained"),
 }
 PRETRAINED_NAMES = {spec.name for spec in PRETRAINED_ENCODERS.values()}
 # Image preprocessing that varies per epoch, which features cached once cannot do.

@@ -23,7 +23,7 @@ from plait.atomic import atomic_path
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
 from plait.data.schema import check_columns
-from plait.data.table import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, read_table
+from plait.data.table import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, read_table
 from plait.errors import ConfigError, DataError
 from plait.heads.contrastive import ContrastiveHead
 from plait.inference import Run
@@ -233,10 +233,11 @@ def _query_column(run: Run, head: ContrastiveHead, query: str, folder: Path) -> 
     """The tower a query belongs to: by its file type when it names a file, else text."""
     lower = query.strip().lower()
     modality = "text"
-    if lower.endswith(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS):
+    if lower.endswith(IMAGE_EXTENSIONS + AUDIO_EXTENSIONS + VIDEO_EXTENSIONS):
         if not (folder / query.strip()).is_file():
             raise DataError(f"query file not found: {folder / query.strip()}")
-        modality = "image" if lower.endswith(IMAGE_EXTENSIONS) else "audio"
+        kinds = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "video": VIDEO_EXTENSIONS}
+        modality = next(k for k, extensions in kinds.items() if lower.endswith(extensions))
     return _only(run, head, modality, exclude=None, option="--query-column")
 
 

@@ -515,7 +515,8 @@ def show_schema(
     for header in ("column", "role", "type", "encoder (group) / head", "missing"):
         table.add_column(header)
     for col in cfg.inputs:
-        missing = missing_rate(frame[col.name], unusable.get(col.name, 0))
+        # A video's sound track reads the clip's column (clips without sound are not counted).
+        missing = missing_rate(frame[col.sound_of or col.name], unusable.get(col.name, 0))
         group = f" ({col.group})" if col.group != col.name else ""
         table.add_row(col.name, "input", col.type, col.encoder.name + group, f"{missing:.0%}")
     for out in cfg.outputs:

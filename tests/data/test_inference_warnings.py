@@ -78,8 +78,10 @@ def test_an_empty_column_is_named_and_left_out(tmp_path: Path):
 
 def test_paths_of_unread_media_are_not_categories(tmp_path: Path):
     frame = make_table(tmp_path, rows=30)
-    frame["clip"] = [f"clips/{i}.mp4" for i in range(len(frame))]
-    with pytest.warns(PlaitWarning, match=r"column 'clip' holds \.mp4 file paths, which Plait does not read"):
+    frame["clip"] = [f"clips/{i}.heic" for i in range(len(frame))]
+    with pytest.warns(
+        PlaitWarning, match=r"column 'clip' holds \.heic file paths, which Plait does not read"
+    ):
         cfg = resolve_config(frame, PlaitConfig(), ["colour"])
     assert "clip" not in [i.name for i in cfg.inputs]
 
@@ -89,7 +91,7 @@ WARNINGS = {
     "stray": "warning: column 'size' holds numbers but also '1,200' (row 11)",
     "duplicate": "warning: the header of doubts.csv names column 'caption' 2 times",
     "empty": "warning: column 'photo' is empty in every row: ignored",
-    "media": "warning: column 'clip' holds .mp4 file paths, which Plait does not read",
+    "media": "warning: column 'clip' holds .heic file paths, which Plait does not read",
 }
 
 
@@ -100,7 +102,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Comple
         env.setenv("PLAIT_CACHE_DIR", str(folder / "cache"))
         frame = with_stray_number(make_table(folder, rows=24))
         frame["photo"] = ""
-        frame["clip"] = [f"clips/{i}.mp4" for i in range(len(frame))]
+        frame["clip"] = [f"clips/{i}.heic" for i in range(len(frame))]
         frame = frame.assign(again=frame["caption"])
         header, body = frame.to_csv(index=False).split("\n", 1)
         (folder / "doubts.csv").write_text(header.replace(",again", ",caption") + "\n" + body)

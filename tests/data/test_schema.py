@@ -54,8 +54,9 @@ def test_type_override_parsing():
     assert parse_type_overrides(["a=text", "b=c=numeric"]) == {"a": "text", "b=c": "numeric"}
     with pytest.raises(ConfigError, match="COLUMN=TYPE"):
         parse_type_overrides(["a"])
-    with pytest.raises(ConfigError, match="unknown type 'video'"):
-        parse_type_overrides(["a=video"])
+    assert parse_type_overrides(["clip=video"]) == {"clip": "video"}
+    with pytest.raises(ConfigError, match="unknown type 'hologram'"):
+        parse_type_overrides(["a=hologram"])
 
 
 def test_split_column_and_random_validation(tmp_path: Path):
@@ -111,3 +112,26 @@ def test_a_saved_config_without_encoders_gets_what_it_built_then():
     )
     with pytest.raises(ConfigError, match="input 'image' has no type"):
         resolved(untyped)
+
+
+def test_a_video_column_with_audio_adds_its_sound_track_input(tmp_path: Path):
+    frame = make_table(tmp_path, rows=20).assign(clip=[f"clips/{i}.mp4" for i in range(20)])
+    assert {i.name: i.type for i in resolve_config(frame, PlaitConfig(), ["colour"]).inputs}[
+        "clip"
+    ] == "video"
+    config = parse_config(
+        {"inputs": [{"name": "clip", "audio": {"n_mels": 16}}, {"name": "caption"}], "preset": "fast"}
+    )
+    cfg = resolve_config(frame, config, ["colour"])
+    track = next(i for i in cfg.inputs if i.name == "clip:audio")
+    assert (track.type, track.sound_of, track.group, track.encoder.name) == (
+        "audio",
+        "clip",
+        "clip:audio",
+        "audio_cnn1d",
+    )
+    assert track.preprocessing == {"n_mels": 16}
+    again = resolve_config(frame, cfg, ["colour"])  # a saved config resolved again: one sound track
+    assert [i.name for i in again.inputs] == [i.name for i in cfg.inputs]
+    with pytest.raises(ConfigError, match="input 'caption': audio: is for video columns, not text columns"):
+        resolve_config(frame, parse_config({"inputs": [{"name": "caption", "audio": True}]}), ["colour"])

@@ -18,6 +18,7 @@ INPUTS = {
         {"vocab_size": 10},
     ),
     "audio": (lambda: _audio(), {"n_mels": 8}),
+    "video": (lambda: _video(), {}),
     "numeric": (lambda: torch.randn(B, 2), {"in_features": 2}),
     "category": (lambda: torch.tensor([0, 1, 2, 1]), {"num_embeddings": 3}),
     # two numeric columns (value, missing flag) then two category ids, as TabularProcessor gives
@@ -37,6 +38,15 @@ def _audio() -> torch.Tensor:
     return x
 
 
+def _video() -> torch.Tensor:
+    """(B, K, 1 + 3, H, W): channel 0 the frame mask (row 2 is short, row 3 missing)."""
+    x = torch.randn(B, 4, 4, 16, 16)
+    x[:, :, 0] = 1.0
+    x[2, 2:, 0] = 0.0
+    x[3, :, 0] = 0.0
+    return x
+
+
 CASES = [(entry.name, t) for entry in ENCODERS for t in entry.types]
 
 
@@ -45,10 +55,19 @@ CASES = [(entry.name, t) for entry in ENCODERS for t in entry.types]
 FEATURES = (lambda: torch.randn(B, 12), {"feature_dim": 12})
 
 
+# A video's cached features: (B, K, 1 + F) per sampled frame, column 0 the frame mask.
+VIDEO_FEATURES = (
+    lambda: torch.cat([_video()[:, :, :1, 0, 0], torch.randn(B, 4, 12)], dim=2),
+    {"feature_dim": 12},
+)
+
+
 def example(name: str, type_: str):
     builder = ENCODERS.get(name).builder
     pretrained = isinstance(builder, type) and issubclass(builder, PretrainedEncoder)
-    return FEATURES if pretrained else INPUTS[type_]
+    if pretrained:
+        return VIDEO_FEATURES if type_ == "video" else FEATURES
+    return INPUTS[type_]
 
 
 def build(name: str, type_: str):

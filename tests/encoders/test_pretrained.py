@@ -329,3 +329,36 @@ def test_speech_model_hub_name_is_refused(tmp_path: Path):
 
     with pytest.raises(ConfigError, match="'facebook/wav2vec2-base' is not a local path"):
         load_backbone("hf_audio", path="facebook/wav2vec2-base")
+
+
+def test_video_features_are_cached_per_frame(tmp_path: Path, effnet: Path):
+    from tests.video_clips import moving_square, write_clip
+
+    write_clip(tmp_path / "long.mp4", moving_square("left", frames=8))
+    write_clip(tmp_path / "short.mp4", moving_square("up", frames=2))
+    paths = pd.Series([str(tmp_path / "long.mp4"), str(tmp_path / "short.mp4"), None])
+
+    def processor() -> FeatureProcessor:
+        return FeatureProcessor(
+            base={
+                "kind": "video",
+                "params": {"frames": 3, "offsets": 2, "size": 32, "mean": [0.5] * 3, "std": [0.5] * 3},
+            },
+            backbone={"name": "timm", "model": "test_efficientnet", "path": str(effnet)},
+        )
+
+    first = processor().fit(paths)
+    enc = first.transform(paths)
+    assert enc.values.shape == (3, 6, 1 + first.dim_)  # placeholder + 2 clips, 3 segments × 2
+    assert enc.values[:, :, 0].tolist() == [[0] * 6, [1] * 6, [1] * 4 + [0] * 2]  # the frame masks
+    assert first.cache_stats == (0, 10)  # one backbone input per real stored frame
+    from plait.data import feature_cache
+
+    feature_cache._OPEN.clear()
+    second = processor().fit(paths)
+    assert torch.equal(second.transform(paths).values, enc.values) and second.cache_stats == (10, 0)
+    picked = second.to_model(enc.values, training=False)  # one frame per segment
+    assert torch.equal(picked, enc.values[:, 1::2])
+    encoder = ENCODERS.build("video_pretrained", {"temporal": "attention"}, **second.encoder_kwargs())
+    out = encoder(picked)
+    assert out.tokens.shape == (3, 3, encoder.out_dim) and out.token_mask.sum(1).tolist() == [0, 3, 2]

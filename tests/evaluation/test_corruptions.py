@@ -77,4 +77,31 @@ def test_same_seed_same_noise():
 
 
 def test_every_input_kind_has_corruptions():
-    assert set(C.CORRUPTIONS) == {"image", "audio", "text", "numeric", "category"}
+    assert set(C.CORRUPTIONS) == {"image", "audio", "video", "text", "numeric", "category"}
+
+
+def video_clip() -> np.ndarray:
+    """uint8 (6, 4, 8, 8): 5 real frames (channel 0 the mask), the last one padding."""
+    clip = np.full((6, 4, 8, 8), 100, np.uint8)
+    clip[:, 0] = 255
+    clip[5] = 0
+    return clip
+
+
+def test_dropped_frames_mask_frames_and_keep_one():
+    clip = video_clip()
+    assert np.array_equal(C.dropped_frames(0.0, rng())(clip), clip)
+    for seed in range(5):
+        out = C.dropped_frames(1.0, rng(seed))(clip)
+        real = out[:, 0, 0, 0] > 0
+        assert real.sum() == 1 and not real[5]  # one real frame kept, padding untouched
+        assert (out[~real] == 0).all()
+    half = [C.dropped_frames(0.5, rng(s))(clip)[:, 0, 0, 0].astype(bool).sum() for s in range(40)]
+    assert 1.5 < np.mean(half) < 3.5
+
+
+def test_video_noise_leaves_the_mask_and_padding_alone():
+    clip = video_clip()
+    out = C.video_noise(1.0, rng())(clip)
+    assert np.array_equal(out[:, 0], clip[:, 0]) and (out[5] == 0).all()
+    assert abs(out[:5, 1:].astype(float) - 100).mean() > 20

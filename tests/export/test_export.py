@@ -111,7 +111,7 @@ def test_a_text_target_is_refused_in_one_line():
         "decoder", {"dim": 8, "depth": 1, "heads": 2}, in_dim=4, token_dims={}, vocab_size=6, max_length=5
     )
     model = SimpleNamespace(encoders={}, heads={"caption": head})
-    stand_in = SimpleNamespace(model=model, run=SimpleNamespace(ensemble=None))
+    stand_in = SimpleNamespace(model=model, run=SimpleNamespace(ensemble=None), processors={})
     with pytest.raises(
         ConfigError, match="^cannot export: target 'caption' generates text, a data-dependent"
     ):

@@ -35,8 +35,9 @@ from plait.data.feature_cache import cache_home
 from plait.data.paths import OutsideRootError, data_root, resolve_media
 from plait.data.processors.base import Encoded, InputProcessor, is_empty
 
-CACHED_KINDS = frozenset({"image", "audio", "text"})  # costly transforms; tabular is cheap
-MEDIA_KINDS = frozenset({"image", "audio"})  # cells are file paths
+# Costly transforms; tabular is cheap.
+CACHED_KINDS = frozenset({"image", "audio", "text", "video", "sound_track"})
+MEDIA_KINDS = frozenset({"image", "audio", "video", "sound_track"})  # cells are file paths
 _FORMAT = "plait-decoded-1"
 
 

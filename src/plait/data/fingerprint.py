@@ -22,8 +22,8 @@ _BYTES_PER_CHUNK = 1 << 20  # media file bytes read at a time
 
 
 def media_columns(config: PlaitConfig) -> list[str]:
-    """The input columns whose cells name image or audio files."""
-    return [c.name for c in config.inputs if c.type in ("image", "audio")]
+    """The input columns whose cells name image, audio or video files."""
+    return [c.name for c in config.inputs if c.type in ("image", "audio", "video") and c.sound_of is None]
 
 
 def fingerprint(frame: pd.DataFrame, base_dir: Path, media: list[str]) -> dict[str, Any]:

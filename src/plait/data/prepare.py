@@ -26,6 +26,7 @@ from plait.data.processors import (
     TabularProcessor,
     TargetProcessor,
 )
+from plait.data.processors.sound_track import SoundTrackProcessor
 from plait.data.processors.targets import check_no_missing
 from plait.data.streaming import Shards, StreamingDataset, label_pass, stream_workers
 from plait.encoders import ENCODERS
@@ -221,7 +222,7 @@ def _fit_input(
                 )
     proc = _input_processor(members[0], options, key)
     proc.base_dir = base_dir
-    values = pd.concat([train[c.name] for c in group])
+    values = pd.concat([proc.select(train, c.name) for c in group])
     # Unreadable files are skipped when fitting statistics; transforming each column
     # afterwards reports them with their own column name (or counts them).
     on_bad = on_bad_row if len(group) == 1 else "missing"
@@ -233,9 +234,16 @@ def _input_processor(column: ResolvedInput, options: dict[str, Any], key: str) -
     encoder asks for (its tokenizer, its image size and normalisation, cached features)."""
     spec = column.encoder
     wants = getattr(ENCODERS.get(spec.name).builder, "preprocessing", None)
+    kind, defaults = wants(spec.params) if wants is not None else (column.type, {})
+    if column.sound_of is not None:  # a video's sound track: decoded from the clip
+        if kind != "audio":
+            raise ConfigError(
+                f"input {key!r} (the sound track of {column.sound_of!r}) needs an audio encoder that "
+                f"reads spectrograms or waveforms; {spec.name} would cache features"
+            )
+        return SoundTrackProcessor.create({**defaults, **options}, key)
     if wants is None:
         return INPUT_PROCESSORS[column.type].create(options, key)
-    kind, defaults = wants(spec.params)
     if kind == "features":  # the user's options refine the base preprocessing
         defaults["base"]["params"] = {**defaults["base"]["params"], **options}
         return FeatureProcessor.create(defaults, key)

@@ -26,6 +26,7 @@ from plait.config import (
     ResolvedConfig,
     ResolvedInput,
 )
+from plait.data.processors.sound_track import sound_track_key
 from plait.data.table import infer_types, inference_doubt, is_blank, label_problem
 from plait.errors import ConfigError, DataError, PlaitWarning
 from plait.presets import (
@@ -36,7 +37,7 @@ from plait.presets import (
     needs_own_encoder,
 )
 
-INPUT_TYPES = ("image", "audio", "text", "numeric", "category")
+INPUT_TYPES = ("image", "audio", "video", "text", "numeric", "category")
 TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
 
 
@@ -92,6 +93,7 @@ def resolve_config(
         )
     check_columns(frame, labels, "label")
     check_columns(frame, types, "--type")
+    config.inputs = [i for i in config.inputs if i.sound_of is None]  # re-derived below
     check_columns(frame, [i.name for i in config.inputs], "input")
     check_columns(frame, config.id_columns, "id")
 
@@ -127,11 +129,12 @@ def resolve_config(
             for name, type_ in final.items()
             if name not in labels and name not in roles and type_ in (*INPUT_TYPES, "binary")
         ]
+    inputs = with_sound_tracks(inputs)
     _check_towers(retrieval, inputs)
     if not inputs:
         raise DataError(f"no input columns left besides the label(s) {', '.join(labels)}")
     declared = set(types) | {c.name for c in config.inputs if c.type}
-    doubtful = [i.name for i in inputs]
+    doubtful = [i.name for i in inputs if i.sound_of is None]
     if not config.inputs and labels:  # inputs inferred: the columns left out were guesses too
         doubtful += [n for n, t in final.items() if t == "ignore" and n not in labels]
     for name in doubtful:
@@ -209,7 +212,7 @@ def _check_retrieval(out: OutputConfig, frame: pd.DataFrame, labels: list[str]) 
 
 
 def _check_towers(retrieval: list[OutputConfig], inputs: list[InputConfig]) -> None:
-    """Each tower must be an image, text or audio input of the model."""
+    """Each tower must be an image, text, audio or video input of the model."""
     types = {i.name: i.type for i in inputs}
     for out in retrieval:
         for column in out.columns:
@@ -217,9 +220,27 @@ def _check_towers(retrieval: list[OutputConfig], inputs: list[InputConfig]) -> N
                 raise ConfigError(f"retrieval column {column!r} is not among the inputs; add it to inputs:")
             if types[column] not in MEDIA_TYPES:
                 raise ConfigError(
-                    f"retrieval column {column!r} is {types[column]}; towers must be image, text or audio "
-                    f"columns (set the type with --type {column}=text)"
+                    f"retrieval column {column!r} is {types[column]}; towers must be image, text, audio or "
+                    f"video columns (set the type with --type {column}=text)"
                 )
+
+
+def with_sound_tracks(inputs: list[InputConfig]) -> list[InputConfig]:
+    """`inputs`, each video column with `audio:` set followed by its sound-track input
+    `NAME:audio` (type audio, its own group; `audio: {...}` are its preprocessing options)."""
+    result = []
+    for col in inputs:
+        result.append(col)
+        if not col.audio:
+            continue
+        if col.type != "video":
+            raise ConfigError(f"input {col.name!r}: audio: is for video columns, not {col.type} columns")
+        key = sound_track_key(col.name)
+        options = col.audio if isinstance(col.audio, dict) else {}
+        result.append(
+            InputConfig(name=key, type="audio", preprocessing=options, group=key, sound_of=col.name)
+        )
+    return result
 
 
 def assign_groups(

@@ -16,12 +16,12 @@ from plait.errors import DataError, PlaitWarning
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif")
+# Video files (decoded by content with PyAV). Animated GIFs stay images unless a column
+# is declared video (`--type COL=video`): most GIFs in tables are still pictures.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 # Media Plait does not read: a column of such paths is ignored (with a warning), never
 # fed to the model as categories, one per file.
-OTHER_MEDIA_EXTENSIONS = (
-    *(".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv"),
-    *(".m4a", ".aac", ".wma", ".heic", ".heif", ".avif", ".svg"),
-)
+OTHER_MEDIA_EXTENSIONS = (".m4a", ".aac", ".wma", ".heic", ".heif", ".avif", ".svg")
 MEDIA_SHARE = 0.9  # a column is media when this share of its cells name such files
 # A text column whose cells are numbers but for at most this share is taken for a
 # numeric column with stray text (a warning names the stray cells).
@@ -159,8 +159,8 @@ def _media_share(lower: pd.Series, extensions: tuple[str, ...]) -> bool:
 
 
 def infer_input_type(series: pd.Series, name: str) -> str:
-    """One of image, audio, text, numeric, category, ignore (ids, empty columns, paths
-    of media Plait does not read)."""
+    """One of image, audio, video, text, numeric, category, ignore (ids, empty columns,
+    paths of media Plait does not read)."""
     if name.startswith("Unnamed: "):  # a saved DataFrame index, not data
         return "ignore"
     values = _cells(series)
@@ -178,6 +178,8 @@ def infer_input_type(series: pd.Series, name: str) -> str:
         return "image"
     if _media_share(lower, AUDIO_EXTENSIONS):
         return "audio"
+    if _media_share(lower, VIDEO_EXTENSIONS):
+        return "video"
     if _media_share(lower, OTHER_MEDIA_EXTENSIONS):
         return "ignore"
     n_unique = values.nunique()
@@ -204,7 +206,8 @@ def inference_doubt(series: pd.Series, name: str, type_: str) -> str | None:
         if found and _media_share(lower, OTHER_MEDIA_EXTENSIONS):
             return (
                 f"column {name!r} holds {'/'.join(found)} file paths, which Plait does not read (images: "
-                f"{' '.join(IMAGE_EXTENSIONS)}; audio: {' '.join(AUDIO_EXTENSIONS)}): not used as an input"
+                f"{' '.join(IMAGE_EXTENSIONS)}; audio: {' '.join(AUDIO_EXTENSIONS)}; video: "
+                f"{' '.join(VIDEO_EXTENSIONS)}): not used as an input"
             )
     if type_ in ("category", "text") and ptypes.is_string_dtype(values):
         stray = values[pd.to_numeric(values, errors="coerce").isna()]
@@ -227,7 +230,9 @@ def label_problem(series: pd.Series, name: str, type_: str) -> str | None:
     values = _cells(series)
     if ptypes.is_string_dtype(values):
         lower = values.str.lower()
-        if _media_share(lower, (*IMAGE_EXTENSIONS, *AUDIO_EXTENSIONS, *OTHER_MEDIA_EXTENSIONS)):
+        if _media_share(
+            lower, (*IMAGE_EXTENSIONS, *AUDIO_EXTENSIONS, *VIDEO_EXTENSIONS, *OTHER_MEDIA_EXTENSIONS)
+        ):
             return (
                 f"label {name!r} holds file paths, which would make one class per file; "
                 "choose the column to predict with --label"

@@ -3,13 +3,15 @@
 A corruption takes a noise level in [0, 1] (0 = clean, 1 = the strongest setting)
 and a seeded generator, the way MultiBench (Liang et al. 2021) sweeps noise levels
 per modality. Text, numbers and categories are corrupted in the raw table cells;
-images and audio right after decoding, through the processor's `perturb` hook, so
+images, video and audio right after decoding, through the processor's `perturb` hook, so
 the corrupted input goes through exactly the preprocessing a clean one does.
 
 | kind | corruption | at level s |
 |---|---|---|
 | image | `gaussian_noise` | pixel noise, σ = 0.5·s of the 0–255 range |
 | image | `blur` | Gaussian blur, σ = s·size/16 pixels |
+| video | `dropped_frames` | each stored frame dropped (masked out) with probability s; one is kept |
+| video | `gaussian_noise` | pixel noise on every frame, σ = 0.5·s of the 0–255 range |
 | audio | `white_noise` | additive white noise at SNR 30 − 40·s dB (s = 1: −10 dB) |
 | text | `word_dropout` | each word dropped with probability s (one word always kept) |
 | text | `typos` | each word gets one typo (swap, drop, double, replace) with probability s |
@@ -78,6 +80,34 @@ def white_noise(level: float, rng: np.random.Generator) -> Perturb:
     return apply
 
 
+# -- video: uint8 (frames, 1 + 3, H, W) after decoding, channel 0 the real-frame mask ----
+def dropped_frames(level: float, rng: np.random.Generator) -> Perturb:
+    def apply(clip: np.ndarray) -> np.ndarray:
+        real = np.flatnonzero(clip[:, 0, 0, 0])
+        if len(real) < 2:
+            return clip
+        drop = real[rng.random(len(real)) < level]
+        if len(drop) == len(real):  # an empty clip would be a missing modality, another test
+            drop = np.delete(drop, int(rng.integers(len(drop))))
+        clip = clip.copy()
+        clip[drop] = 0
+        return clip
+
+    return apply
+
+
+def video_noise(level: float, rng: np.random.Generator) -> Perturb:
+    noise = image_noise(level, rng)
+
+    def apply(clip: np.ndarray) -> np.ndarray:
+        clip = clip.copy()
+        real = clip[:, 0, 0, 0] > 0
+        clip[real, 1:] = noise(clip[real, 1:])
+        return clip
+
+    return apply
+
+
 # -- raw cells -------------------------------------------------------------------------
 def word_dropout(values: pd.Series, level: float, rng: np.random.Generator) -> pd.Series:
     def apply(text: str) -> str:
@@ -140,6 +170,10 @@ def category_swap(values: pd.Series, level: float, rng: np.random.Generator) -> 
 CORRUPTIONS: dict[str, list[Corruption]] = {
     "image": [Corruption("gaussian_noise", decoded=image_noise), Corruption("blur", decoded=image_blur)],
     "audio": [Corruption("white_noise", decoded=white_noise)],
+    "video": [
+        Corruption("dropped_frames", decoded=dropped_frames),
+        Corruption("gaussian_noise", decoded=video_noise),
+    ],
     "text": [Corruption("word_dropout", cells=word_dropout), Corruption("typos", cells=typos)],
     "numeric": [Corruption("gaussian_noise", cells=numeric_noise)],
     "category": [Corruption("swap", cells=category_swap)],

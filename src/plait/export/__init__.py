@@ -68,6 +68,12 @@ def check_exportable(predictor: Predictor) -> None:
             "(ensemble.json), which an ONNX or torch file of the network would leave out; serve it "
             "with plait serve, or train with --candidates neural to export"
         )
+    for key, proc in sorted(predictor.processors.items()):
+        if proc.kind in ("video", "sound_track"):
+            raise ConfigError(
+                f"cannot export: input {key!r} is read from video files, whose decoding (PyAV) and "
+                "frame sampling would not travel in the file; serve it with plait serve"
+            )
     for group, encoder in predictor.model.encoders.items():
         if isinstance(encoder, PretrainedEncoder):
             raise ConfigError(

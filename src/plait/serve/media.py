@@ -1,6 +1,6 @@
 """Media cells of a request → validated files in the request's own temporary folder.
 
-Every image or audio cell, whether sent inline (base64, data: URL, multipart upload) or
+Every image, audio or video cell, whether sent inline (base64, data: URL, multipart upload) or
 named by a path under the allowed folder, is read once, decoded to check it (so a bad
 file is this caller's 422, never a failure of a micro-batch shared with others), and
 written to a private folder that the model then reads. Paths are resolved with
@@ -23,7 +23,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-KINDS = ("image", "audio")
+KINDS = ("image", "audio", "video")
 
 
 class CellError(Exception):
@@ -73,6 +73,39 @@ def check_audio(data: bytes) -> str:
     return suffix
 
 
+def check_video(data: bytes) -> str:
+    """Decode every frame (as the video processor may), after the processor's default
+    guards on the declared frame size and length; the file suffix of its format."""
+    from plait.data.processors.video import MAX_PIXELS, MAX_SECONDS, av_module  # PyAV: plait[video]
+
+    av = av_module()
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            if not container.streams.video:
+                raise CellError("the file has no video stream")
+            stream = container.streams.video[0]
+            pixels = stream.codec_context.width * stream.codec_context.height
+            if pixels > MAX_PIXELS:
+                raise CellError(f"video frames of {pixels:,} pixels, over the {MAX_PIXELS:,} limit")
+            if container.duration and container.duration / 1e6 > MAX_SECONDS:
+                raise CellError(
+                    f"a video of {container.duration / 1e6:,.0f} s, over the {MAX_SECONDS:g} s limit"
+                )
+            frames = sum(1 for _ in container.decode(stream))
+            suffix = "." + container.format.name.split(",")[0]
+    except CellError:
+        raise
+    except Exception as err:  # untrusted bytes: any decoder failure is a bad file
+        detail = " ".join(str(err).split())[:100]
+        raise CellError(f"not a readable video file ({detail or type(err).__name__})") from None
+    if frames == 0:
+        raise CellError("the video stream holds 0 frames")
+    return suffix
+
+
+_CHECKS = {"image": check_image, "audio": check_audio, "video": check_video}
+
+
 class MediaFiles:
     """The media of one request, checked and written to a private temporary folder
     (created on first use; `close()` removes it)."""
@@ -84,14 +117,14 @@ class MediaFiles:
         self._count = 0
 
     def add(self, data: bytes, kind: str) -> str:
-        """Check `data` as an image or audio file and store it; its absolute path."""
+        """Check `data` as an image, audio or video file and store it; its absolute path."""
         if len(data) > self.max_bytes:
             raise CellError(
                 f"the file is {_mb(len(data))}, over the {_mb(self.max_bytes)} limit (--max-upload-mb)"
             )
         if not data:
             raise CellError(f"the {kind} file is empty")
-        suffix = check_image(data) if kind == "image" else check_audio(data)
+        suffix = _CHECKS[kind](data)
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="plait-serve-")
         self._count += 1

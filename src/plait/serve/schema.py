@@ -12,12 +12,13 @@ from plait.serve.options import ServeOptions
 if TYPE_CHECKING:
     from plait.predictor import Predictor
 
-MEDIA = ("image", "audio")
+MEDIA = ("image", "audio", "video")
 # JSON value of each input type in a request row; every input may be null or left out.
 _FILE = 'an inline file {"base64": "..."} (or a data: URL), a multipart upload, or a path under --allow-dir'
 _ACCEPTS = {
     "image": _FILE,
     "audio": _FILE,
+    "video": _FILE + " (its sound track too, when the model reads it)",
     "text": "a string",
     "numeric": "a number",
     "category": "a string or a number (values unseen in training fall in the unknown bucket)",
@@ -26,6 +27,7 @@ _ACCEPTS = {
 _EXAMPLE = {
     "image": {"base64": "<base64 of a PNG or JPEG file>"},
     "audio": {"base64": "<base64 of a WAV, FLAC, OGG or MP3 file>"},
+    "video": {"base64": "<base64 of an MP4, WebM, MKV, AVI or MOV file>"},
     "text": "some text",
     "numeric": 1.0,
     "category": "a value",
@@ -43,7 +45,7 @@ class OutputSpec:
 
 @dataclass(frozen=True)
 class ServeSpec:
-    inputs: dict[str, str]  # column → image, audio, text, numeric or category
+    inputs: dict[str, str]  # column → image, audio, video, text, numeric or category
     ids: list[str]  # columns copied from the request to the prediction
     outputs: list[OutputSpec]
     run: str  # the run folder's name (not its path: the server's layout stays private)
@@ -59,7 +61,8 @@ class ServeSpec:
             outputs.append(OutputSpec(name, proc.kind, classes, [name, *probs]))
         if not outputs:
             raise ConfigError("this is a retrieval run: plait serve serves predictions; use plait search")
-        inputs = {c.name: str(c.type) for c in predictor.config.inputs}
+        # A video's sound track is read from the clip: not a field of its own.
+        inputs = {c.name: str(c.type) for c in predictor.config.inputs if c.sound_of is None}
         ids = [c for c in predictor.config.id_columns if c not in inputs]
         run = predictor.run_dir.name if predictor.run_dir else "model"
         return cls(inputs, ids, outputs, run)
@@ -115,6 +118,7 @@ class ServeSpec:
         kinds = {
             "image": media,
             "audio": media,
+            "video": media,
             "text": {"type": ["string", "null"]},
             "numeric": {"type": ["number", "null"]},
             "category": {"type": ["string", "number", "boolean", "null"]},

@@ -32,10 +32,12 @@ from plait.data.processors import (
     NumericTarget,
     PairTarget,
     Processor,
+    SoundTrackProcessor,
     TabularProcessor,
     TargetProcessor,
     TextProcessor,
     TextTarget,
+    VideoProcessor,
 )
 from tests.conftest import add_tags, make_table, save_tiny_bert, save_tiny_tokenizer
 
@@ -56,6 +58,16 @@ def audio_column(folder: Path) -> pd.Series:
         sf.write(folder / f"tone{i}.wav", wave, 8000)
         paths.append(f"tone{i}.wav")
     return pd.Series([*paths, "", paths[0]])
+
+
+def video_column(folder: Path) -> pd.Series:
+    """Two tiny clips (one with a sound track), an empty cell and a repeat."""
+    from tests.video_clips import moving_square, write_clip
+
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(2000) / 8000)).astype(np.float32)
+    write_clip(folder / "a.mp4", moving_square("left", frames=4, size=16), sound=tone)
+    write_clip(folder / "b.mp4", moving_square("up", frames=3, size=16))
+    return pd.Series(["a.mp4", "b.mp4", "", "a.mp4"])
 
 
 def features(folder: Path) -> FeatureProcessor:
@@ -89,6 +101,8 @@ INPUT_CASES: dict[str, Case] = {
     ),
     "hf_text": lambda d, t: (hf_text(d), t["caption"]),
     "features": lambda d, t: (features(d), t["caption"]),
+    "video": lambda d, t: (VideoProcessor(frames=2, size=8), video_column(d)),
+    "sound_track": lambda d, t: (SoundTrackProcessor(sample_rate=8000, n_mels=16), video_column(d)),
 }
 TARGET_CASES: dict[str, Case] = {
     "category": lambda d, t: (CategoryTarget(), t["colour"]),

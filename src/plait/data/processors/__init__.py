@@ -6,6 +6,7 @@ from plait.data.processors.image import ImageProcessor
 from plait.data.processors.multilabel import MultilabelTarget
 from plait.data.processors.pairs import PairTarget
 from plait.data.processors.pretrained import FeatureProcessor, HFTextProcessor
+from plait.data.processors.sound_track import SoundTrackProcessor
 from plait.data.processors.tabular import CategoryProcessor, NumericProcessor, TabularProcessor
 from plait.data.processors.targets import (
     BinaryTarget,
@@ -15,10 +16,13 @@ from plait.data.processors.targets import (
 )
 from plait.data.processors.text import TextProcessor
 from plait.data.processors.text_target import TextTarget
+from plait.data.processors.video import VideoProcessor
 
 INPUT_PROCESSORS: dict[str, type[InputProcessor]] = {
     "image": ImageProcessor,
     "audio": AudioProcessor,
+    "video": VideoProcessor,
+    "sound_track": SoundTrackProcessor,  # a video column's audio stream
     "text": TextProcessor,
     "numeric": NumericProcessor,
     "category": CategoryProcessor,
@@ -50,8 +54,10 @@ __all__ = [
     "NumericTarget",
     "PairTarget",
     "Processor",
+    "SoundTrackProcessor",
     "TabularProcessor",
     "TargetProcessor",
     "TextProcessor",
     "TextTarget",
+    "VideoProcessor",
 ]

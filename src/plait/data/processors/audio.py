@@ -24,13 +24,13 @@ _MAX_FITTED_SECONDS = 30.0
 # Longer files are refused (from the header, before decoding): decoded clips are held
 # whole as mono float32, so 600 s bounds one clip to 115 MB at 48 kHz.
 MAX_SECONDS = 600.0
-_MAX_RATE = 384_000  # Hz; the highest rate in use (DXD), which also bounds memory
+MAX_RATE = 384_000  # Hz; the highest rate in use (DXD), which also bounds memory
 _BLOCK = 1 << 20  # samples (all channels) decoded at a time
 # Samples are nominally within ±1; far past this the spectrogram overflows float32.
 _MAX_AMPLITUDE = 1e6
 
 
-class _TooLong(Exception):
+class TooLong(Exception):
     """A file over `max_seconds` (reported as a bad cell)."""
 
 
@@ -110,7 +110,7 @@ class AudioProcessor(InputProcessor):
                 if (peak := float(np.abs(wave).max())) > _MAX_AMPLITUDE:
                     raise ValueError(f"its samples reach {peak:.3g}, far outside -1..1")
                 return wave if self.perturb is None else self.perturb(wave)
-            except _TooLong as err:
+            except TooLong as err:
                 problem = (
                     f"audio too long ({err} s); the limit is max_seconds={self.max_seconds:g} "
                     "(an audio preprocessing option)"
@@ -127,10 +127,10 @@ class AudioProcessor(InputProcessor):
         at most `max_seconds` (refused from the header before decoding)."""
         with sf.SoundFile(path) as file:  # the header only
             rate = file.samplerate
-            if not 1 <= rate <= _MAX_RATE:
-                raise ValueError(f"its sample rate {rate} Hz is outside 1 to {_MAX_RATE} Hz")
+            if not 1 <= rate <= MAX_RATE:
+                raise ValueError(f"its sample rate {rate} Hz is outside 1 to {MAX_RATE} Hz")
             if file.frames > self.max_seconds * rate:
-                raise _TooLong(f"{file.frames / rate:,.0f}")
+                raise TooLong(f"{file.frames / rate:,.0f}")
             step = max(1, _BLOCK // file.channels)
             parts = []  # reads stop at the header's frame count, so the limit holds
             while len(block := file.read(step, dtype="float32", always_2d=True)):

@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 
 from plait.data.feature_cache import FeatureCache, cache_root, item_keys
 from plait.data.processors.base import Encoded, InputProcessor, is_empty
+from plait.data.processors.video import VideoProcessor
 from plait.errors import ConfigError, RunFolderError
 from plait.presets import AUGMENTATION
 
@@ -162,44 +163,74 @@ class FeatureProcessor(InputProcessor):
         self.dim_ = net.out_dim
         return self
 
+    @property
+    def per_frame(self) -> bool:
+        """A video base: features per stored frame, (N, frames, 1 + D) with the mask first."""
+        return self.base["kind"] == "video"
+
     def transform(self, values: pd.Series, column: str = "features", on_bad_row: str = "error") -> Encoded:
         self.check_fitted()
         self._check_weights()
         base = self._base_processor()
         encoded = base.transform(values, column, on_bad_row=on_bad_row)
-        items = encoded.values  # (V, …) distinct items (images) or one per row (text)
+        items = encoded.values  # (V, …) distinct items (images, clips) or one per row (text)
         used = torch.zeros(len(items), dtype=torch.bool)
         used[encoded.index[encoded.present] if encoded.index is not None else encoded.present] = True
-        features = torch.zeros(len(items), self.dim_)
         rows = used.nonzero().squeeze(1)
+        if not self.per_frame:
+            features = torch.zeros(len(items), self.dim_)
+            features[rows] = self._features(base, items[rows], lambda x: base.to_model(x, False))
+            return Encoded(features, encoded.present, encoded.index, encoded.bad_rows)
+        # Video: every real stored frame is one backbone input, cached on its own.
+        assert isinstance(base, VideoProcessor)
+        features = torch.zeros(len(items), items.shape[1], 1 + self.dim_)  # (V, M, 1 + D)
+        clips = items[rows]  # (U, M, 4, S, S)
+        real = clips[:, :, 0, 0, 0] > 0  # (U, M)
+        per_frame = self._features(base, clips[real][:, 1:], base.normalise)  # (real frames, D)
+        filled = torch.zeros(len(rows), items.shape[1], 1 + self.dim_)
+        filled[real] = torch.cat([torch.ones(len(per_frame), 1), per_frame], dim=1)
+        features[rows] = filled
+        return Encoded(features, encoded.present, encoded.index, encoded.bad_rows)
+
+    def _features(self, base: InputProcessor, items: torch.Tensor, prepare: Any) -> torch.Tensor:
+        """(n, …) preprocessed items → (n, D) backbone features, from the cache where
+        they were computed before (`prepare`: stored item → the backbone's input)."""
+        features = torch.zeros(len(items), self.dim_)
         salt = json.dumps([self.backbone, self.weights_hash_, base.state()], sort_keys=True, default=str)
-        keys = item_keys(items[rows], salt)
+        keys = item_keys(items, salt)
         folder = Path(self.cache_dir) if self.cache_dir else cache_root()
         cache = FeatureCache.open(folder / f"{self.backbone['name']}-{self.weights_hash_}")
         found = cache.get(keys)
         for pos, feature in found.items():
-            features[rows[pos]] = feature
+            features[pos] = feature
         todo = [i for i in range(len(keys)) if i not in found]
         # Duplicates (the same question asked of many images) are computed once.
         unique: dict[bytes, list[int]] = {}
         for i in todo:
             unique.setdefault(keys[i], []).append(i)
         first = [positions[0] for positions in unique.values()]
-        computed = self._compute(base, items[rows[first]]) if first else torch.zeros(0, self.dim_)
+        computed = self._compute(prepare, items[first]) if first else torch.zeros(0, self.dim_)
         for vector, positions in zip(computed, unique.values(), strict=True):
-            features[rows[positions]] = vector
+            features[positions] = vector
         cache.put(list(unique), computed)
         self.cache_stats = (len(found), len(todo))
-        return Encoded(features, encoded.present, encoded.index, encoded.bad_rows)
+        return features
 
     @torch.inference_mode()
-    def _compute(self, base: InputProcessor, items: torch.Tensor) -> torch.Tensor:
+    def _compute(self, prepare: Any, items: torch.Tensor) -> torch.Tensor:
         net = self._network()
         out = [
-            net(base.to_model(items[i : i + self.batch_size], False)).pooled
-            for i in range(0, len(items), self.batch_size)
+            net(prepare(items[i : i + self.batch_size])).pooled for i in range(0, len(items), self.batch_size)
         ]
         return torch.cat(out).float()
+
+    def to_model(self, values: torch.Tensor, training: bool) -> torch.Tensor:
+        """Video: one stored frame's features per segment (TSN, as VideoProcessor)."""
+        if not self.per_frame:
+            return values
+        base = self._base_processor()
+        assert isinstance(base, VideoProcessor)
+        return base.select_frames(values, training)
 
     def encoder_kwargs(self) -> dict[str, Any]:
         return {"feature_dim": self.dim_}
@@ -228,6 +259,7 @@ def _base_kind(kind: str) -> type[InputProcessor]:
 
     kinds: dict[str, type[InputProcessor]] = {
         "image": ImageProcessor,
+        "video": VideoProcessor,
         "audio": AudioProcessor,
         "hf_text": HFTextProcessor,
     }
