@@ -100,10 +100,12 @@ def test_a_killed_search_resumes_the_same_study(tmp_path: Path):
     def finished() -> int:
         if not study.exists():
             return 0
-        with sqlite3.connect(study) as db:
-            return db.execute("select count(*) from trials where state in ('COMPLETE', 'PRUNED')").fetchone()[
-                0
-            ]
+        try:  # the search writes the file meanwhile: wait for its lock, or read again later
+            with sqlite3.connect(study, timeout=30) as db:
+                query = "select count(*) from trials where state in ('COMPLETE', 'PRUNED')"
+                return db.execute(query).fetchone()[0]
+        except sqlite3.OperationalError:  # locked past the timeout, or its tables not made yet
+            return 0
 
     proc = subprocess.Popen(
         [*command, "--trials", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
