@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -249,6 +250,8 @@ def infer_target_type(series: pd.Series) -> str:
     with too many distinct values to be categories (the rule of infer_input_type) are
     text to generate: captions, transcripts, translations."""
     values = series.dropna()
+    if len(values) and values.map(_is_box_list).all() and values.map(len).any():
+        return "boxes"
     if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
         return "multilabel"
     n_unique = values.nunique()
@@ -263,6 +266,26 @@ def infer_target_type(series: pd.Series) -> str:
         if not (is_int and n_unique <= 20):
             return "numeric"
     return "category"
+
+
+def _is_box_list(value: object) -> bool:
+    """A list of objects [x0, y0, x1, y1, label] (a JSON string in a CSV): a boxes target.
+    Nothing else is taken for one (a single box is declared: --type COL=box)."""
+    if isinstance(value, str):
+        if not value.lstrip().startswith("["):
+            return False
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return False
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        return False
+    return all(
+        isinstance(obj, (list, tuple, np.ndarray))
+        and len(obj) == 5
+        and all(isinstance(c, (int, float, np.number)) and not isinstance(c, bool) for c in list(obj)[:4])
+        for obj in value
+    )
 
 
 def infer_types(frame: pd.DataFrame, labels: list[str]) -> dict[str, str]:
