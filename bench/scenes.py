@@ -5,7 +5,8 @@
 - detect.csv: image, boxes (JSON [[x0, y0, x1, y1, digit], ...]);
 - ground.csv: image, phrase ("the 7" or "the 2nd from the left"), box (JSON
   [x0, y0, x1, y1]), n (digits in the scene); one row per scene, with a phrase for a
-  digit chosen at random (a digit value only when it is unique in the scene).
+  digit chosen at random (a digit value only when it is unique in the scene); scenes
+  without digits (counts from 0) have no grounding row.
 Seeded; used by bench/detection.py and the tests.
 """
 
@@ -73,6 +74,8 @@ def write_scenes(
         path = f"scenes/{i:05d}.png"
         Image.fromarray(pixels).convert("RGB").save(folder / path)
         detect.append({"image": path, "boxes": json.dumps(objects)})
+        if not objects:  # nothing to point at: a detection row only
+            continue
         k = int(rng.integers(len(objects)))
         digit = objects[k][4]
         unique = sum(o[4] == digit for o in objects) == 1

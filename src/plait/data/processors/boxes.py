@@ -205,11 +205,10 @@ class BoxesTarget(_BoxTarget):
         self.check_fitted()
         out = []
         for dets, size in zip(preds.tolist(), self.sizes(images, self._image_column("boxes")), strict=True):
-            width, height = size or (1, 1)
             objects = [
-                [*_pixels(d[:4], width, height), self.classes_[int(d[4])], round(d[5], 4)]
+                [*_pixels(d[:4], *size), self.classes_[int(d[4])], round(d[5], 4)]
                 for d in dets
-                if d[4] >= 0
+                if d[4] >= 0 and size is not None  # no image, nothing found on it
             ]
             out.append(json.dumps(objects))
         return out
@@ -243,12 +242,14 @@ class BoxTarget(_BoxTarget):
         ]
         return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
 
-    def decode(self, preds: Tensor, images: pd.Series) -> list[str]:
-        """(N, 5) box fractions and score → per row a JSON [x0, y0, x1, y1] in pixels."""
+    def decode(self, preds: Tensor, images: pd.Series) -> list[str | None]:
+        """(N, 5) box fractions and score → per row a JSON [x0, y0, x1, y1] in pixels
+        (None for a row without an image)."""
         self.check_fitted()
         sizes = self.sizes(images, self._image_column(self.columns_[0]))
         return [
-            json.dumps(_pixels(p[:4], *(s or (1, 1)))) for p, s in zip(preds.tolist(), sizes, strict=True)
+            None if s is None else json.dumps(_pixels(p[:4], *s))
+            for p, s in zip(preds.tolist(), sizes, strict=True)
         ]
 
     def head_kwargs(self) -> dict[str, Any]:
