@@ -205,3 +205,31 @@ def test_a_trained_grounding_run_changes_its_box_when_only_the_phrase_changes(tm
     assert alone["box"].notna().all()
     metrics = predictor.evaluate(ground, base_dir=tmp_path)
     assert set(metrics) == {"iou_accuracy", "mean_iou"}
+
+
+def test_a_row_without_its_image_gets_no_detection_whatever_its_placeholder():
+    torch.manual_seed(0)
+    head = HEADS.build(
+        "detection",
+        {"channels": 32, "levels": 2, "score_threshold": 0.0},
+        num_classes=3,
+        image_key="image",
+        feature_channels={"image": (8, 16, 32)},
+        token_dims={"image": 16},
+    ).eval()
+
+    def detections(fill: float) -> torch.Tensor:
+        maps = [torch.randn(2, c, 16 // 2**i, 16 // 2**i) for i, c in enumerate((8, 16, 32))]
+        maps = [torch.cat([m[:1], torch.full_like(m[1:], fill)]) for m in maps]  # row 2: a placeholder
+        image = EncoderOutput(
+            torch.zeros(2, 1, 16), torch.ones(2, 1, dtype=torch.bool), torch.zeros(2, 16), maps, (32, 32)
+        )
+        present = {"image": torch.tensor([True, False])}
+        return head.activate(head(FusedOutput(torch.zeros(2, 1), inputs={"image": image}, present=present)))
+
+    torch.manual_seed(1)
+    zeros = detections(0.0)
+    torch.manual_seed(1)
+    nans = detections(float("nan"))
+    assert (zeros[0, :, 4] >= 0).any()  # the row with its image: detections (no score threshold)
+    assert (zeros[1, :, 4] == -1).all() and torch.equal(zeros, nans)

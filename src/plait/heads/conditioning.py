@@ -12,7 +12,8 @@ modulated by the other inputs of the row (text, tabular, audio):
 - `none`: the image alone.
 
 A row whose other inputs are all absent is left unmodulated (the image alone), and an
-absent input's placeholder never reaches the result (torch.where, as in the fusions).
+absent input's placeholder never reaches the result (torch.where, as in the fusions);
+a row without its image has zero maps (the detection head then finds nothing there).
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ class ConditionedPyramid(nn.Module):
         """The conditioned maps, finest first: each (B, channels, H_l, W_l)."""
         maps = inputs[self.image_key].feature_maps
         assert maps is not None, "the image encoder returned no feature maps"
-        pyramid = self.fpn(OrderedDict((str(i), m.float()) for i, m in enumerate(maps[-self.levels :])))
+        # A row without its image gets zero maps, whatever its placeholder held.
+        seen = present[self.image_key][:, None, None, None]
+        chosen = [torch.where(seen, m.float(), 0.0) for m in maps[-self.levels :]]
+        pyramid = self.fpn(OrderedDict((str(i), m) for i, m in enumerate(chosen)))
         out = [m + self.position(_coordinates(m)) for m in pyramid.values()]
         if self.mode == "film":
             return self._film(out, inputs, present)

@@ -34,6 +34,7 @@ class Detections:
     anchors: list[Tensor]  # per image (A, 4) in model pixels
     per_level: list[int]  # locations per pyramid level
     image_size: tuple[int, int]  # (H, W) of the model's input
+    present: Tensor  # (B,) bool: rows with an image (the others get no detection)
 
 
 class _Features(nn.Module):
@@ -99,7 +100,8 @@ class DetectionHead(Head):
         # AnchorGenerator reads only the batch's image size and the maps' sizes.
         images = ImageList(maps[0].new_zeros(len(maps[0]), 0, *size), [size] * len(maps[0]))
         anchors = self.fcos.anchor_generator(images, maps)
-        return Detections(outputs, anchors, [m.shape[-2] * m.shape[-1] for m in maps], size)
+        present = fused.present[self.pyramid.image_key]
+        return Detections(outputs, anchors, [m.shape[-2] * m.shape[-1] for m in maps], size, present)
 
     def loss(self, raw: Detections, target: Tensor) -> Tensor:  # type: ignore[override]
         """target (B, M, 5): box fractions and class id, class -1 for padding."""
@@ -124,6 +126,8 @@ class DetectionHead(Head):
         out[:, :, 4] = -1
         scale = out.new_tensor([width, height, width, height])
         for i, d in enumerate(found):
+            if not bool(raw.present[i]):
+                continue
             n = len(d["scores"])
             out[i, :n, :4] = d["boxes"] / scale
             out[i, :n, 4] = d["labels"].float()
