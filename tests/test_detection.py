@@ -233,3 +233,13 @@ def test_a_row_without_its_image_gets_no_detection_whatever_its_placeholder():
     nans = detections(float("nan"))
     assert (zeros[0, :, 4] >= 0).any()  # the row with its image: detections (no score threshold)
     assert (zeros[1, :, 4] == -1).all() and torch.equal(zeros, nans)
+
+
+def test_export_refuses_a_detection_run_in_one_line(detection_run, tmp_path: Path):
+    predictor, _ = detection_run
+    result = plait_in("export", predictor.run_dir, "--format", "onnx", "--output", tmp_path / "m.onnx")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: cannot export: target 'boxes' draws boxes in pixels of each row's image, which the "
+        "exported file's runtime cannot size; serve it with plait serve\n"
+    )
