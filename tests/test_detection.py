@@ -243,3 +243,41 @@ def test_export_refuses_a_detection_run_in_one_line(detection_run, tmp_path: Pat
         "error: cannot export: target 'boxes' draws boxes in pixels of each row's image, which the "
         "exported file's runtime cannot size; serve it with plait serve\n"
     )
+
+
+def test_coco_annotations_convert_to_a_boxes_table(tmp_path: Path):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (40, 30)).save(tmp_path / "imgs" / name)
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+            {"id": 2, "file_name": "b.png"},
+        ],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 5, "name": "dog"}],
+        "annotations": [
+            {"image_id": 1, "bbox": [2, 3, 10, 5], "category_id": 3},
+            {"image_id": 1, "bbox": [30, 20, 12.5, 10], "category_id": 5},  # overruns: clipped to 40×30
+            {"image_id": 1, "bbox": [0, 0, 4, 4], "category_id": 5, "iscrowd": 1},  # a crowd: left out
+        ],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    out = tmp_path / "tables" / "coco.parquet"
+    result = plait_in("convert", "coco", tmp_path / "ann.json", "--images", tmp_path / "imgs", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"wrote 2 images with 2 boxes to {out}; 1 crowd or empty box(es) left out\n"
+    table = pd.read_parquet(out)
+    assert table["image"].tolist() == ["../imgs/a.png", "../imgs/b.png"]  # relative to the table
+    assert json.loads(table["boxes"][0]) == [[2, 3, 12, 8, "cat"], [30, 20, 40, 30, "dog"]]
+    assert json.loads(table["boxes"][1]) == []
+    from plait.data.processors import BoxesTarget
+
+    proc = BoxesTarget(image="image")
+    proc.base_dir = out.parent
+    assert proc.fit(table, "boxes").transform(table, "boxes").shape == (2, 2, 5)
+    bad = plait_in(
+        "convert", "coco", tmp_path / "imgs" / "a.png", "--images", tmp_path, "-o", tmp_path / "x.csv"
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
