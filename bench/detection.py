@@ -175,9 +175,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12, help="detection trainings")
     parser.add_argument("--grounding-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=("detection", "grounding"))
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     detect, ground = write_scenes(args.out, args.scenes, seed=args.seed, canvas=SIZE)
     cut = int(len(detect) * 0.8)
     results = {}

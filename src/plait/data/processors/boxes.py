@@ -224,13 +224,8 @@ class BoxTarget(_BoxTarget):
 
     def fit(self, values: pd.DataFrame, column: str = "box") -> BoxTarget:  # type: ignore[override]
         check_no_missing(values[column], column)
-        self.classes_: list[str] = []  # no classes: the attribute marks the processor fitted
-        self.columns_ = [column]
+        self.column_ = column  # no classes to learn; named in decode's messages
         return self
-
-    @property
-    def num_classes(self) -> int:
-        return 0
 
     def transform(self, values: pd.DataFrame, column: str = "box") -> Tensor:  # type: ignore[override]
         self.check_fitted()
@@ -246,7 +241,7 @@ class BoxTarget(_BoxTarget):
         """(N, 5) box fractions and score → per row a JSON [x0, y0, x1, y1] in pixels
         (None for a row without an image)."""
         self.check_fitted()
-        sizes = self.sizes(images, self._image_column(self.columns_[0]))
+        sizes = self.sizes(images, self.column_)
         return [
             None if s is None else json.dumps(_pixels(p[:4], *s))
             for p, s in zip(preds.tolist(), sizes, strict=True)
