@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
+from torchvision.ops import box_iou
 
 import plait
 from bench.scenes import write_scenes
@@ -119,7 +120,9 @@ def component_baseline(folder: Path, train: pd.DataFrame, test: pd.DataFrame) ->
     return {k: float(v) for k, v in metric.compute().items()}
 
 
-def grounding(folder: Path, train: pd.DataFrame, test: pd.DataFrame, epochs: int) -> list[dict]:
+def grounding(
+    folder: Path, train: pd.DataFrame, test: pd.DataFrame, epochs: int, conditionings: list[str]
+) -> list[dict]:
     rows = []
     image = {"name": "image", "type": "image", "encoder": CNN, "preprocessing": {"size": SIZE}}
     phrase = {"name": "phrase", "type": "text", "encoder": {"name": "gru"}}
@@ -129,6 +132,8 @@ def grounding(folder: Path, train: pd.DataFrame, test: pd.DataFrame, epochs: int
         ("no phrase (image alone)", [image], "film"),
     )
     for name, inputs, conditioning in runs:
+        if len(inputs) > 1 and conditioning not in conditionings:
+            continue
         config = {
             "inputs": inputs,
             "outputs": [
@@ -143,6 +148,7 @@ def grounding(folder: Path, train: pd.DataFrame, test: pd.DataFrame, epochs: int
         predictor, per_epoch = timed_fit(train, folder, "box", config, folder / f"run-ground-{len(rows)}")
         metrics = predictor.evaluate(test, base_dir=folder)
         row = {"model": name, **metrics, "s_per_epoch": per_epoch}
+        row.update(by_phrase(predictor, folder, test))
         if len(inputs) > 1:  # the same model, its phrase left out of every test row
             row["phrase_removed_iou_accuracy"] = predictor.evaluate(test.assign(phrase=""), base_dir=folder)[
                 "iou_accuracy"
@@ -152,6 +158,19 @@ def grounding(folder: Path, train: pd.DataFrame, test: pd.DataFrame, epochs: int
     rows.append({"model": "a random digit of the scene", **random_digit_baseline(folder, test)})
     print(rows[-1], flush=True)
     return rows
+
+
+def by_phrase(predictor: plait.Predictor, folder: Path, test: pd.DataFrame) -> dict:
+    """iou_accuracy per kind of phrase: "the N" (a digit value) and "the K-th from the left"."""
+    found = predictor.predict(test, base_dir=folder)["box"].map(json.loads)
+    iou = box_iou_rows(torch.tensor(found.tolist()), torch.tensor(test["box"].map(json.loads).tolist()))
+    ordinal = test["phrase"].str.contains("from the left").to_numpy()
+    hits = (iou >= 0.5).numpy()
+    return {"acc_the_digit": float(hits[~ordinal].mean()), "acc_the_kth": float(hits[ordinal].mean())}
+
+
+def box_iou_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return box_iou(a.float(), b.float()).diagonal()
 
 
 def random_digit_baseline(folder: Path, test: pd.DataFrame, seed: int = 0) -> dict:
@@ -176,6 +195,7 @@ def main() -> None:
     parser.add_argument("--grounding-epochs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--conditionings", default="film,cross_attention", help="grounding with the phrase")
     parser.add_argument("--only", choices=("detection", "grounding"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -185,7 +205,9 @@ def main() -> None:
     if args.only != "grounding":
         results["detection"] = detection(args.out, detect[:cut], detect[cut:], args.epochs)
     if args.only != "detection":
-        results["grounding"] = grounding(args.out, ground[:cut], ground[cut:], args.grounding_epochs)
+        results["grounding"] = grounding(
+            args.out, ground[:cut], ground[cut:], args.grounding_epochs, args.conditionings.split(",")
+        )
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     for task, rows in results.items():
         print(f"\n{task}\n{pd.DataFrame(rows).round(3).to_markdown(index=False)}")
