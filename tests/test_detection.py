@@ -89,11 +89,12 @@ def test_a_box_target_on_a_table_with_two_image_columns_must_name_its_image(tmp_
     assert "needs the image column its boxes are drawn on; the inputs hold image, other" in result.stderr
 
 
-def test_the_grounding_head_follows_the_phrase_and_falls_back_to_the_image():
+@pytest.mark.parametrize("conditioning", ["film", "cross_attention"])
+def test_the_grounding_head_follows_the_phrase_and_falls_back_to_the_image(conditioning: str):
     torch.manual_seed(0)
     head = HEADS.build(
         "grounding",
-        {"channels": 16, "levels": 2},
+        {"channels": 16, "levels": 2, "conditioning": conditioning},
         image_key="image",
         feature_channels={"image": (8, 16, 32), "phrase": ()},
         token_dims={"image": 16, "phrase": 12},
@@ -281,3 +282,13 @@ def test_coco_annotations_convert_to_a_boxes_table(tmp_path: Path):
         "convert", "coco", tmp_path / "imgs" / "a.png", "--images", tmp_path, "-o", tmp_path / "x.csv"
     )
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
+
+
+def test_explain_and_robustness_score_a_detection_run_by_map(detection_run):
+    predictor, folder = detection_run
+    importance = predictor.explain(folder / "detect.csv", bootstrap=2)
+    assert importance.metric == "map"
+    removed = importance.inputs.query("method == 'remove'")["score"].item()
+    assert removed == 0.0  # without its image, nothing is found
+    robustness = predictor.robustness(folder / "detect.csv", levels=(0.5,))
+    assert robustness.metric == "map" and "map" in robustness.noise.columns
