@@ -64,6 +64,7 @@ def build_model(
     encoders: dict[str, Encoder] = {}  # group → its encoder
     inputs: dict[str, str] = {}  # input key → its group
     in_dims: dict[str, int] = {}
+    channels: dict[str, tuple[int, ...]] = {}  # input key → its encoder's feature-map channels
     for key, members in input_units(config).items():
         group = members[0].group
         if group not in encoders:  # built once per group: its columns share the weights
@@ -72,12 +73,14 @@ def build_model(
             encoders[group] = ENCODERS.build(spec.name, spec.params, **data)
         inputs[key] = group
         in_dims[key] = encoders[group].out_dim
+        channels[key] = tuple(encoders[group].feature_channels)
     fusion = FUSIONS.build(config.fusion.name, config.fusion.params, in_dims=in_dims)
     heads: dict[str, Head] = {}
     for out in config.outputs:
         spec = out.head
         kwargs = target_processors[out.name].head_kwargs()
-        kwargs = {**kwargs, "token_dims": in_dims}  # for heads that attend over tokens
+        # For heads that attend over tokens, and those that draw boxes on feature maps.
+        kwargs = {**kwargs, "token_dims": in_dims, "feature_channels": channels}
         if isinstance(fusion, LateFusion):  # model-level: one head per input, combined
             per_input = {key: _build_head(spec, dim, kwargs) for key, dim in in_dims.items()}
             heads[out.name] = fusion.wrap(per_input)

@@ -26,7 +26,7 @@ from pydantic import (
 from plait.errors import ConfigError
 
 InputType = Literal["image", "audio", "text", "numeric", "category", "video"]
-TargetType = Literal["category", "binary", "numeric", "multilabel", "text", "retrieval"]
+TargetType = Literal["category", "binary", "numeric", "multilabel", "text", "retrieval", "boxes", "box"]
 # Types a column may be given with `--type COL=TYPE`; `ignore` keeps a column out of
 # the model (ids are carried through to predictions), `split` marks train/val/test.
 COLUMN_TYPES: tuple[str, ...] = (
@@ -38,6 +38,8 @@ COLUMN_TYPES: tuple[str, ...] = (
     "category",
     "binary",
     "multilabel",
+    "boxes",
+    "box",
     "ignore",
     "split",
 )
@@ -65,7 +67,10 @@ DEFAULT_HEADS: dict[str, str] = {
     "multilabel": "multilabel",
     "text": "decoder",
     "retrieval": "contrastive",
+    "boxes": "detection",
+    "box": "grounding",
 }
+BOX_TYPES = ("boxes", "box")  # targets drawn on an image column (plait.data.processors.boxes)
 
 
 # Passed to Lightning's Trainer (ddp_spawn: DDP without re-running the script).

@@ -143,6 +143,9 @@ def table_dataset(
             "(evaluate and predict stream shards)"
         )
     table = read_table(data, base_dir)
+    for target in run.targets.values():  # box targets read their images' sizes
+        if target.image_input() is not None:
+            target.base_dir = table.base_dir  # type: ignore[attr-defined]
     needed = [c for key, p in run.processors.items() for c in p.source_columns(key)]
     check_columns(table.frame, dict.fromkeys(needed), "input", needed=True)
     if with_targets:
@@ -212,6 +215,11 @@ def stream_dataset(
     run: Run, data: str | Path, with_targets: bool, base_dir: str | Path | None
 ) -> StreamingDataset:
     """Every row of a shard folder, in table order within each loader worker."""
+    boxes = [t for t, p in run.targets.items() if p.image_input() is not None]
+    if boxes:
+        raise ConfigError(
+            f"{', '.join(boxes)} (box targets) need(s) one table file, not a folder of Parquet shards"
+        )
     shards = open_shards(data, base_dir)
     wanted = {"input": [c for key, p in run.processors.items() for c in p.source_columns(key)]}
     if with_targets:

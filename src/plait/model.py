@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor, nn
 
@@ -58,7 +60,7 @@ class MultimodalModel(nn.Module):
         first[:, 0] = True
         mask = torch.where(absent[:, None], first, out.token_mask)
         pooled = torch.where(absent[:, None], emb, out.pooled)
-        return EncoderOutput(tokens, mask, pooled)
+        return dataclasses.replace(out, tokens=tokens, token_mask=mask, pooled=pooled)
 
     def forward(self, inputs: dict[str, Tensor], present: dict[str, Tensor]) -> dict[str, Tensor]:
         """Raw head outputs per target (logits, standardised values, or generated ids)."""

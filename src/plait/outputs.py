@@ -14,6 +14,8 @@ from torch import Tensor
 from plait.atomic import atomic_path
 from plait.data.processors import (
     BinaryTarget,
+    BoxesTarget,
+    BoxTarget,
     CategoryTarget,
     MultilabelTarget,
     PairTarget,
@@ -31,7 +33,9 @@ def prediction_frame(
     """One row per input row, in order: id columns, then per target the predicted
     label (or value) and, for classification, `<target>_prob_<class>` columns; for a
     multilabel target the predicted labels joined by its delimiter ("" for none) and
-    `<target>_prob_<label>` columns. Retrieval targets have no column (see embed)."""
+    `<target>_prob_<label>` columns; for a boxes target a JSON list of
+    [x0, y0, x1, y1, label, score] in pixels of the row's image, for a box target a JSON
+    [x0, y0, x1, y1] and `<target>_score`. Retrieval targets have no column (see embed)."""
     ids = [c for c in id_columns if c in frame.columns]
     result = frame[ids].copy()
     for t, proc in targets.items():
@@ -52,6 +56,11 @@ def prediction_frame(
             result = result.assign(**probs)  # at once: there may be many labels
         elif isinstance(proc, TextTarget):
             result[t] = proc.decode(preds[t])
+        elif isinstance(proc, BoxesTarget):  # JSON [[x0, y0, x1, y1, label, score], ...] in pixels
+            result[t] = proc.decode(preds[t], frame[proc.image])
+        elif isinstance(proc, BoxTarget):  # JSON [x0, y0, x1, y1] in pixels, and its probability
+            result[t] = proc.decode(preds[t], frame[proc.image])
+            result[f"{t}_score"] = p[:, 4]
         else:
             result[t] = p
     return result

@@ -27,8 +27,8 @@ def build(name, type_):
 
 def test_every_target_type_has_a_head():
     assert {t for _, t in CASES} == set(TARGETS)
-    # Token heads (text generation, retrieval) have their own test files.
-    assert {t for entry in HEADS for t in entry.types} == {*TARGETS, "text", "retrieval"}
+    # Token heads (text generation, retrieval, detection, grounding) have their own test files.
+    assert {t for entry in HEADS for t in entry.types} == {*TARGETS, "text", "retrieval", "boxes", "box"}
 
 
 @pytest.mark.parametrize(("name", "type_"), CASES)

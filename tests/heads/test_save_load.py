@@ -31,6 +31,8 @@ DATA = {
     "towers": ["image", "caption"],
     "vocab_size": VOCAB,
     "max_length": LENGTH,
+    "image_key": "image",
+    "feature_channels": {"caption": (), "image": (4, 8)},
 }
 # A target for each type a head serves, (B, ...) as the target processors make them.
 TARGETS = {
@@ -40,9 +42,16 @@ TARGETS = {
     "multilabel": torch.tensor([[1.0, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 0, 1], [0, 1, 0]]),
     "text": torch.tensor([[BOS, 4 + i % 5, 5, EOS, PAD, PAD] for i in range(B)]),
     "retrieval": torch.tensor([[i // 2, i] for i in range(B)]),  # rows 0 and 1 show one image
+    # Box fractions and class (-1: padding); one box per row.
+    "boxes": torch.tensor([[[0.1, 0.1, 0.5, 0.6, i % 3], [0, 0, 0, 0, -1]] for i in range(B)]),
+    "box": torch.tensor([[0.1 * (i % 4), 0.2, 0.5, 0.7] for i in range(B)]),
 }
 # Smaller than the defaults where a head is big (the user's parameters).
-PARAMS = {"decoder": {"dim": 16, "depth": 1, "heads": 2, "beam_width": 2}}
+PARAMS = {
+    "decoder": {"dim": 16, "depth": 1, "heads": 2, "beam_width": 2},
+    "detection": {"channels": 32, "levels": 2, "convs": 1},
+    "grounding": {"channels": 16, "levels": 2, "convs": 1},
+}
 # name → why its save/load is not tested here. Empty: every head is.
 SKIPPED: dict[str, str] = {}
 
@@ -62,7 +71,10 @@ def head_input(head: Head) -> torch.Tensor | FusedOutput:
     inputs = {}
     for name, dim in TOKEN_DIMS.items():
         tokens = torch.randn(B, 3, dim)
-        inputs[name] = EncoderOutput(tokens, torch.ones(B, 3, dtype=torch.bool), tokens.mean(1))
+        channels = DATA["feature_channels"][name]
+        maps = [torch.randn(B, c, 16 // 2**i, 16 // 2**i) for i, c in enumerate(channels)] or None
+        mask = torch.ones(B, 3, dtype=torch.bool)
+        inputs[name] = EncoderOutput(tokens, mask, tokens.mean(1), maps, (32, 32) if maps else None)
     present = {name: torch.ones(B, dtype=torch.bool) for name in TOKEN_DIMS}
     present["image"][4] = False  # one row without an image
     return FusedOutput(torch.randn(B, D), inputs=inputs, present=present)
@@ -74,7 +86,14 @@ def run(head: Head, name: str) -> list[torch.Tensor]:
     (type_,) = HEADS.get(name).types[:1]
     with torch.no_grad():
         raw, loss = head.forward_loss(x, TARGETS[type_])
-        return [head(x), raw, loss]
+        return [_tensor(head(x)), _tensor(raw), loss, head.activate(head(x))]
+
+
+def _tensor(raw: object) -> torch.Tensor:
+    """A raw output as one tensor (the detection head's is FCOS's dict of outputs)."""
+    if isinstance(raw, torch.Tensor):
+        return raw
+    return torch.cat([v.flatten() for v in raw.head_outputs.values()])  # type: ignore[attr-defined]
 
 
 def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:

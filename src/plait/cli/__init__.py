@@ -12,13 +12,14 @@ User mistakes (PlaitError) print one line on stderr and exit with code 2.
   deploy.py     predict, serve, export
   retrieval.py  embed, search, zero-shot
   cache.py      cache clear
+  convert.py    convert coco
 """
 
 from __future__ import annotations
 
 import typer
 
-from plait.cli import analysis, cache, deploy, retrieval, training
+from plait.cli import analysis, cache, convert, deploy, retrieval, training
 from plait.cli.options import DataRoot
 from plait.cli.process import mark_start, user_errors
 
@@ -64,6 +65,10 @@ for name, command in COMMANDS.items():
 cache_app = typer.Typer(no_args_is_help=True, help="The decode cache ($PLAIT_CACHE_DIR/decoded).")
 cache_app.command(name="clear")(user_errors(cache.clear))
 app.add_typer(cache_app, name="cache")
+
+convert_app = typer.Typer(no_args_is_help=True, help="Tables in other formats → Plait tables.")
+convert_app.command(name="coco")(user_errors(convert.coco))
+app.add_typer(convert_app, name="convert")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from plait.data.collate import Batch
 from plait.data.decode_cache import cached_transform
-from plait.data.processors import Encoded, InputProcessor, TargetProcessor, TextTarget
+from plait.data.processors import Encoded, ImageProcessor, InputProcessor, TargetProcessor, TextTarget
 from plait.data.processors.base import is_empty
 
 
@@ -34,6 +34,7 @@ class TableDataset(Dataset[Batch]):
         training: bool = False,
         skip_bad_rows: bool = False,
         target_texts: Mapping[str, list[str]] | None = None,
+        drawn_on: Mapping[str, str] | None = None,
     ) -> None:
         self.columns = dict(columns)
         # Text targets as strings (unknown words kept), the references generation is scored on.
@@ -41,6 +42,8 @@ class TableDataset(Dataset[Batch]):
         self.processors = dict(processors)
         self.targets = dict(targets or {})
         self.training = training
+        # Box targets → the image input they are drawn on (augmented together).
+        self.drawn_on = dict(drawn_on or {})
         n_rows = len(next(iter(self.columns.values())))
         self.bad_rows = sorted({r for c in self.columns.values() for r in c.bad_rows})
         keep = torch.ones(n_rows, dtype=torch.bool)
@@ -68,13 +71,19 @@ class TableDataset(Dataset[Batch]):
                 processor.base_dir = base_dir
             cells = processor.select(frame, name)
             columns[name] = cached_transform(processor, cells, name, on_bad_row, enabled=cache)  # type: ignore[arg-type]
+        drawn_on = {}
+        for n, p in (target_processors or {}).items():
+            if (image := p.image_input()) is not None:
+                drawn_on[n] = image
+                if base_dir is not None:
+                    p.base_dir = base_dir  # type: ignore[attr-defined]  (box targets read image sizes)
         targets = {n: p.transform(p.select(frame, n), n) for n, p in (target_processors or {}).items()}
         texts = {
             n: p.normalise(frame[n])
             for n, p in (target_processors or {}).items()
             if isinstance(p, TextTarget)
         }
-        return cls(columns, processors, targets, training, on_bad_row == "skip", texts)
+        return cls(columns, processors, targets, training, on_bad_row == "skip", texts, drawn_on)
 
     def input_groups(self) -> list[tuple]:
         """Per kept row, a key equal for rows with the same inputs (same files, same text)."""
@@ -107,10 +116,17 @@ class TableDataset(Dataset[Batch]):
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         rows = self.keep[torch.as_tensor(indices, dtype=torch.long)]
         inputs, present = {}, {}
+        targets = {name: t[rows] for name, t in self.targets.items()}
+        carried = {image: target for target, image in self.drawn_on.items()}
         for name, column in self.columns.items():
             values, present[name] = column.take(rows)
-            inputs[name] = self.processors[name].to_model(values, self.training)
-        targets = {name: t[rows] for name, t in self.targets.items()}
+            processor = self.processors[name]
+            if name in carried and isinstance(processor, ImageProcessor):  # boxes move with the pixels
+                inputs[name], targets[carried[name]] = processor.to_model_with_boxes(
+                    values, targets[carried[name]], self.training
+                )
+            else:
+                inputs[name] = processor.to_model(values, self.training)
         return Batch(inputs, present, targets, rows)
 
     def __getitem__(self, index: int) -> Batch:

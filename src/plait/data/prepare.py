@@ -99,7 +99,7 @@ def stream_datasets(
     `declared`: columns whose type the user gave (kept even if the full table disagrees).
     The "auto" trainer settings are set on `cfg` from the whole table's row count."""
     cfg.trainer = size_trainer(cfg.trainer, shards.rows, cfg.preset)
-    refused = [o.name for o in cfg.outputs if o.type in ("retrieval", "text")]
+    refused = [o.name for o in cfg.outputs if o.type in ("retrieval", "text", "boxes", "box")]
     if refused:
         raise ConfigError(
             f"a streamed table (a folder of Parquet shards) trains classification, regression and "

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from plait.config import (
+    BOX_TYPES,
     COLUMN_TYPES,
     DEFAULT_ENCODERS,
     DEFAULT_HEADS,
@@ -38,7 +39,7 @@ from plait.presets import (
 )
 
 INPUT_TYPES = ("image", "audio", "video", "text", "numeric", "category")
-TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text")
+TARGET_TYPES = ("category", "binary", "numeric", "multilabel", "text", "boxes", "box")
 
 
 def check_columns(frame: pd.DataFrame, names: Iterable[str], what: str, needed: bool = False) -> None:
@@ -131,6 +132,7 @@ def resolve_config(
         ]
     inputs = with_sound_tracks(inputs)
     _check_towers(retrieval, inputs)
+    config.outputs = [_box_image(o, inputs) if o.type in BOX_TYPES else o for o in config.outputs]
     if not inputs:
         raise DataError(f"no input columns left besides the label(s) {', '.join(labels)}")
     declared = set(types) | {c.name for c in config.inputs if c.type}
@@ -167,6 +169,8 @@ def resolved(
     saved config named them, DEFAULT_ENCODERS, which is what such a run built.
     Every component is checked here, once: unknown names, parameters, types."""
     inputs = assign_groups(config.inputs, config.share_encoders, config.tabular, columns or set(), encoders)
+    drawn_on = {o.preprocessing.get("image") for o in config.outputs if o.type in BOX_TYPES}
+    inputs = [_spatial(i) if i.name in drawn_on else i for i in inputs]
     outputs = []
     for out in config.outputs:
         if out.type is None:
@@ -182,6 +186,45 @@ def resolved(
 
     validate_components(done)
     return done
+
+
+def _box_image(out: OutputConfig, inputs: list[InputConfig]) -> OutputConfig:
+    """A box target with the image column it is drawn on: the one it names, else the
+    table's only image input. That column is resized without cropping (keep_aspect
+    false), so a box's fractions of the image stay where they were."""
+    images = [i for i in inputs if i.type == "image"]
+    name = out.preprocessing.get("image")
+    if name is None:
+        if len(images) != 1:
+            found = ", ".join(i.name for i in images) or "none"
+            raise ConfigError(
+                f"{out.type} target {out.name!r} needs the image column its boxes are drawn on; the "
+                f"inputs hold {found}: set preprocessing: {{image: COLUMN}} on the output"
+            )
+        name = images[0].name
+    column = next((i for i in images if i.name == name), None)
+    if column is None:
+        raise ConfigError(f"{out.type} target {out.name!r}: {name!r} is not an image input of the model")
+    if column.preprocessing.get("keep_aspect", False):
+        raise ConfigError(
+            f"image column {name!r} carries boxes, so it is resized whole; keep_aspect: true would crop "
+            "them away: leave it out"
+        )
+    column.preprocessing["keep_aspect"] = False
+    return out.model_copy(update={"preprocessing": {**out.preprocessing, "image": name}})
+
+
+def _spatial(column: ResolvedInput) -> ResolvedInput:
+    """An image column that box targets are drawn on needs its encoder's feature maps,
+    which cached pretrained features (one vector per image) do not keep: such an encoder
+    runs its backbone on every batch (cache: false), frozen unless `finetune` says more."""
+    from plait.encoders import ENCODERS  # imported here, as build is in resolved()
+
+    spec = column.encoder
+    if "cache" not in ENCODERS.params(spec.name) or "cache" in spec.params:
+        return column
+    encoder = spec.model_copy(update={"params": {**spec.params, "cache": False}})
+    return column.model_copy(update={"encoder": encoder})
 
 
 def kept_out(config: PlaitConfig) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import warnings
 from dataclasses import dataclass
@@ -254,6 +255,8 @@ def infer_target_type(series: pd.Series) -> str:
     with too many distinct values to be categories (the rule of infer_input_type) are
     text to generate: captions, transcripts, translations."""
     values = series.dropna()
+    if _looks_like_boxes(values):
+        return "boxes"
     if values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
         return "multilabel"
     n_unique = values.nunique()
@@ -268,6 +271,37 @@ def infer_target_type(series: pd.Series) -> str:
         if not (is_int and n_unique <= 20):
             return "numeric"
     return "category"
+
+
+def _looks_like_boxes(values: pd.Series) -> bool:
+    """Every cell a list (a JSON list in a CSV), and most of the non-empty ones lists of
+    objects [x0, y0, x1, y1, label]: a boxes target, whose processor then names any cell
+    that is not. Nothing else is taken for one (a single box is declared: --type COL=box)."""
+    lists = [_as_list(v) for v in values.tolist()]
+    if not lists or any(v is None for v in lists):
+        return False
+    filled = [v for v in lists if len(v)]
+    boxes = sum(all(_is_box(obj) for obj in v) for v in filled)
+    return bool(filled) and boxes >= max(1, len(filled) / 2)
+
+
+def _as_list(value: object) -> list | None:
+    if isinstance(value, str):
+        if not value.lstrip().startswith("["):
+            return None
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    return list(value) if isinstance(value, (list, tuple, np.ndarray)) else None
+
+
+def _is_box(obj: object) -> bool:
+    return (
+        isinstance(obj, (list, tuple, np.ndarray))
+        and len(obj) == 5
+        and all(isinstance(c, (int, float, np.number)) and not isinstance(c, bool) for c in list(obj)[:4])
+    )
 
 
 def infer_types(frame: pd.DataFrame, labels: list[str]) -> dict[str, str]:

@@ -46,11 +46,17 @@ class ConvEncoder(Encoder):
             ]
             prev = width
         self.features = nn.Sequential(*layers)
+        self.feature_channels = tuple(channels)
         self.proj = nn.Sequential(nn.Linear(prev, out_dim), nn.ReLU(), nn.Dropout(dropout))
         self.out_dim = out_dim
 
     def forward(self, x: Tensor) -> EncoderOutput:
-        feats = self.features(x.contiguous(memory_format=torch.channels_last))  # (B, C, h, w)
+        feats = x.contiguous(memory_format=torch.channels_last)
+        maps = []  # each stage's output (B, C_s, H / 2^(s+1), W / 2^(s+1))
+        for i, layer in enumerate(self.features):
+            feats = layer(feats)
+            if i % 4 == 3:  # a stage's last module (its ReLU)
+                maps.append(feats)
         tokens = self.proj(feats.flatten(2).transpose(1, 2))  # (B, h·w, D)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=x.device)
-        return EncoderOutput(tokens, mask, tokens.mean(dim=1))
+        return EncoderOutput(tokens, mask, tokens.mean(dim=1), maps, (x.shape[-2], x.shape[-1]))

@@ -96,9 +96,9 @@ def explain(
     if target not in run.targets:
         raise ConfigError(f"unknown target {target!r}; targets: {', '.join(run.targets)}")
     proc = run.targets[target]
-    if proc.kind not in ("category", "binary", "numeric", "multilabel"):
+    if proc.kind not in ("category", "binary", "numeric", "multilabel", "boxes", "box"):
         raise ConfigError(
-            f"explain measures classification, regression and multi-label targets; {target!r} is "
+            f"explain measures classification, regression, multi-label and box targets; {target!r} is "
             f"{proc.kind} (use plait evaluate --robustness for its inputs-missing scores)"
         )
     if bootstrap < 0:

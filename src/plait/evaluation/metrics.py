@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 )
 
 from plait.data.processors.text_target import PAD
+from plait.evaluation.boxes import BoxesMAP, BoxIoU
 
 # The metric each target type is judged by (model selection and summaries).
 PRIMARY_METRIC = {
@@ -36,6 +37,8 @@ PRIMARY_METRIC = {
     "multilabel": "mean_ap",
     "text": "bleu",
     "retrieval": "recall@1",  # mean of both directions
+    "boxes": "map",  # mean average precision over IoU 0.5:0.95 (COCO's)
+    "box": "iou_accuracy",  # share of rows whose box overlaps the true one by IoU ≥ 0.5
 }
 
 
@@ -56,6 +59,10 @@ class TaskMetrics(nn.Module):
         self.target_type = target_type
         if target_type == "multilabel":
             self._init_multilabel(num_classes, thresholds)
+        elif target_type == "boxes":
+            self.metrics = MetricCollection({"map": BoxesMAP()})
+        elif target_type == "box":
+            self.metrics = MetricCollection({"box": BoxIoU()})
         elif target_type == "text":  # during training: teacher-forced next-token accuracy
             self.metrics = MetricCollection(
                 {"token_accuracy": MulticlassAccuracy(num_classes, average="micro", ignore_index=PAD)}
@@ -108,6 +115,8 @@ class TaskMetrics(nn.Module):
         self.metrics.update(pred, target)
 
     def compute(self) -> dict[str, float]:
+        if self.target_type in ("boxes", "box"):  # each metric gives several values
+            return {k: float(v) for m in self.metrics.values() for k, v in m.compute().items()}
         values = {k: float(v) for k, v in self.metrics.compute().items()}
         if self.target_type == "binary":
             values["roc_auc"] = float(self.auroc.compute())

@@ -14,7 +14,8 @@ Per noisy input, two summaries as defined by MultiBench (Liang et al. 2021):
   a baseline run (MultiBench uses late fusion), i.e. how much less the model loses
   than the baseline once both start from the same clean score. Needs `baseline`.
 The metric is accuracy for classification, R² for regression, mean average
-precision for multi-label targets, BLEU for text and recall@1 for retrieval (higher
+precision for multi-label targets, BLEU for text, recall@1 for retrieval, mAP for
+detection and the share of boxes found (IoU ≥ 0.5) for grounding (higher
 is better).
 """
 
@@ -41,6 +42,8 @@ ROBUSTNESS_METRIC = {
     "multilabel": "mean_ap",
     "text": "bleu",
     "retrieval": "recall@1",  # mean of both directions
+    "boxes": "map",
+    "box": "iou_accuracy",
 }
 DEFAULT_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)
 

@@ -17,7 +17,9 @@ cannot trace. Refused, with the reason:
   input is the backbone's tokenizer or cached features, so the file would not be
   self-contained; serve those runs with `plait serve` instead;
 - text generation (decoder): decoding is a data-dependent loop (greedy, beam search);
-- retrieval (contrastive): its output is embeddings; use `plait embed`.
+- retrieval (contrastive): its output is embeddings; use `plait embed`;
+- detection and grounding: the boxes come back in pixels of each row's image, whose
+  size the file's runtime does not read; serve those runs with `plait serve`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from plait.errors import ConfigError
 from plait.export.rnn import export_friendly
 from plait.heads.contrastive import ContrastiveHead
 from plait.heads.decoder import DecoderHead
+from plait.heads.detection import DetectionHead
+from plait.heads.grounding import GroundingHead
 from plait.predictor import Predictor
 
 FORMATS = ("onnx", "torchscript", "pt2")
@@ -84,6 +88,11 @@ def check_exportable(predictor: Predictor) -> None:
         if isinstance(head, DecoderHead):
             raise ConfigError(
                 f"cannot export: target {name!r} generates text, a data-dependent decoding loop"
+            )
+        if isinstance(head, (DetectionHead, GroundingHead)):
+            raise ConfigError(
+                f"cannot export: target {name!r} draws boxes in pixels of each row's image, which the "
+                "exported file's runtime cannot size; serve it with plait serve"
             )
         if isinstance(head, ContrastiveHead):
             raise ConfigError(

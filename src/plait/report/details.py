@@ -4,12 +4,15 @@ category / binary: confusion-matrix counts, ROC and precision-recall curves (bin
 the positive class; multiclass: one-vs-rest per class, or the micro-average over all
 classes past MAX_CURVES); numeric: true and predicted values (a seeded sample of at
 most MAX_POINTS); multilabel: per-label counts, F1 at the tuned thresholds, average
-precision and PR curves of the most frequent labels. Text and retrieval targets have
-their metrics in metrics.json only.
+precision and PR curves of the most frequent labels; boxes and box: a few held-out
+images (PNG, base64) with their true and predicted boxes. Text and retrieval targets
+have their metrics in metrics.json only.
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import warnings
 from typing import Any
 
@@ -29,11 +32,18 @@ from plait.data.processors import TargetProcessor
 MAX_CURVES = 10  # one-vs-rest curves drawn per target; beyond, the micro-average
 MAX_CURVE_POINTS = 300  # per curve, thinned evenly (the end points kept)
 MAX_POINTS = 2000  # regression points kept for the residual plot
+BOX_SAMPLES = 6  # held-out images drawn with their boxes
+MIN_BOX_SCORE = 0.3  # detections drawn on them (mAP counts every one)
 
 
-def target_details(proc: TargetProcessor, pred: Tensor, truth: Tensor) -> dict[str, Any] | None:
-    """Details of one target from activated predictions and targets (as `Predictor._outputs`)."""
+def target_details(
+    proc: TargetProcessor, pred: Tensor, truth: Tensor, images: Tensor | None = None
+) -> dict[str, Any] | None:
+    """Details of one target from activated predictions and targets (as `Predictor._outputs`);
+    box targets also take the first held-out `images` (uint8 (N, C, H, W)) to draw on."""
     pred, truth = pred.detach().float().cpu(), truth.detach().cpu()
+    if proc.kind in ("boxes", "box") and images is not None:
+        return _boxes(proc, pred, truth.float(), images)
     if proc.kind == "binary":  # pred (N,) positive-class probability, truth (N,) 0/1
         labels = truth.long()
         return {
@@ -72,6 +82,37 @@ def target_details(proc: TargetProcessor, pred: Tensor, truth: Tensor) -> dict[s
     if proc.kind == "multilabel":  # both (N, C): probabilities, 0/1
         return _multilabel(proc, pred, truth.long())
     return None
+
+
+def _boxes(proc: TargetProcessor, pred: Tensor, truth: Tensor, images: Tensor) -> dict[str, Any]:
+    """The first held-out images with their true and predicted boxes (fractions of the
+    image; boxes: class names, and scores of the detections kept to draw)."""
+    samples = []
+    for i, pixels in enumerate(images[:BOX_SAMPLES]):
+        if proc.kind == "boxes":  # pred (N, K, 6), truth (N, M, 5)
+            true = [[*_round(b[:4]), proc.classes_[int(b[4])]] for b in truth[i].tolist() if b[4] >= 0]
+            found = [
+                [*_round(b[:4]), proc.classes_[int(b[4])], round(b[5], 3)]
+                for b in pred[i].tolist()
+                if b[4] >= 0 and b[5] >= MIN_BOX_SCORE
+            ]
+        else:  # pred (N, 5) box and probability, truth (N, 4)
+            true, found = (
+                [_round(truth[i].tolist())],
+                [[*_round(pred[i, :4].tolist()), "", round(float(pred[i, 4]), 3)]],
+            )
+        samples.append({"image": _png(pixels), "true": true, "predicted": found})
+    return {"kind": proc.kind, "samples": samples, "rows": len(truth)}
+
+
+def _png(pixels: Tensor) -> str:
+    """uint8 (C, H, W) → base64 PNG (JSON-safe)."""
+    from PIL import Image
+
+    array = pixels.permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _confusion(pred: Tensor, labels: Tensor, n: int) -> list[list[int]]:

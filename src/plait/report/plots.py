@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
@@ -178,3 +179,39 @@ def noise_curves(records: list[dict[str, Any]], metric: str, clean: float) -> by
 
 def _num(value: Any) -> float:
     return float("nan") if value is None else float(value)
+
+
+def boxes(samples: list[dict[str, Any]]) -> bytes:
+    """Held-out images side by side: true boxes in green, predicted ones dashed in red
+    (label and score beside them). Boxes are fractions of each image."""
+    import base64
+
+    from PIL import Image
+
+    fig, axes = _figure(2.6 * len(samples), 2.9, len(samples))
+    for ax, sample in zip(axes, samples, strict=True):
+        pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(sample["image"]))))
+        height, width = pixels.shape[:2]
+        ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None)
+        ax.grid(False)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for kind, colour, style in (("true", "#2ca02c", "-"), ("predicted", "#d62728", "--")):
+            for box in sample[kind]:
+                x0, y0, x1, y1 = box[0] * width, box[1] * height, box[2] * width, box[3] * height
+                ax.add_patch(
+                    Rectangle(
+                        (x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linestyle=style, lw=1.5
+                    )
+                )
+                label = " ".join(str(v) for v in box[4:] if v != "")
+                if label:
+                    ax.text(
+                        x0,
+                        y0 - 1 if kind == "true" else y1 + 1,
+                        label,
+                        color=colour,
+                        fontsize=7,
+                        va="bottom" if kind == "true" else "top",
+                    )
+    return png(fig)

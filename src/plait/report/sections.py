@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from plait.report import plots
+from plait.report.details import MIN_BOX_SCORE
 from plait.report.html import cards, fmt, image, note, table, text
 
 
@@ -146,6 +147,13 @@ def evaluation(summary: dict[str, Any] | None, metrics: dict[str, Any]) -> str:
 
 
 def _target(target: str, d: dict[str, Any]) -> str:
+    if d["kind"] in ("boxes", "box"):
+        return image(plots.boxes(d["samples"]), f"{target}: true and predicted boxes") + (
+            f"<p>The first {len(d['samples'])} held-out images: true boxes solid green, predicted "
+            "dashed red (label and score)"
+            + (f", detections scoring at least {MIN_BOX_SCORE}" if d["kind"] == "boxes" else "")
+            + ".</p>"
+        )
     if d["kind"] == "numeric":
         sampled = f" (a sample of {len(d['true'])} of {d['rows']} rows)" if len(d["true"]) < d["rows"] else ""
         return image(plots.residuals(d["true"], d["predicted"], target), "residual plot") + (

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from torch import Tensor
 
 from plait.atomic import atomic_write_text
 from plait.config import ResolvedConfig
@@ -25,7 +26,7 @@ from plait.data.dataset import TableDataset, missing_rate, unusable_cells
 from plait.data.processors import TargetProcessor
 from plait.data.streaming import StreamingDataset
 from plait.inference import Run, outputs
-from plait.report.details import target_details
+from plait.report.details import BOX_SAMPLES, target_details
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 SUMMARY_NAME = "summary.json"
 HISTOGRAM_BINS = 20
-DETAILED = ("category", "binary", "numeric", "multilabel")  # kinds with held-out details
+DETAILED = ("category", "binary", "numeric", "multilabel", "boxes", "box")  # kinds with held-out details
 
 
 def write_summary(
@@ -55,14 +56,15 @@ def build_summary(
     held = "test" if "test" in datasets else "val"
     labels = {}
     for t, proc in run.targets.items():
-        if proc.kind in DETAILED:
+        if proc.kind in DETAILED and proc.kind != "box":  # a box has no label to count
             labels[t] = label_distribution(proc, {k: _kept(ds, t) for k, ds in datasets.items()})
     evaluation: dict[str, Any] = {}
     if any(p.kind in DETAILED for p in run.targets.values()):
         preds, truth = outputs(run, datasets[held])
         for t, proc in run.targets.items():
             if proc.kind in DETAILED:
-                evaluation[t] = target_details(proc, preds[t], truth[t])
+                images = _images(datasets[held], proc.image_input())
+                evaluation[t] = target_details(proc, preds[t], truth[t], images)
     # A streamed table's `frame` is its sample: the columns' summary (missing rates)
     # describes the sample, while row and label counts come from every row.
     streamed = next((ds for ds in datasets.values() if isinstance(ds, StreamingDataset)), None)
@@ -121,13 +123,25 @@ def label_distribution(proc: TargetProcessor, per_split: dict[str, np.ndarray]) 
             "counts": {k: np.histogram(v, edges)[0].tolist() for k, v in per_split.items()},
         }
     classes = [str(c) for c in proc.classes_]
-    if proc.kind == "multilabel":  # (N, C) 0/1
+    if proc.kind == "boxes":  # (N, M, 5): objects per class (class -1: padding)
+        counts = {
+            k: np.bincount(v[:, :, 4][v[:, :, 4] >= 0].astype(int), minlength=len(classes)).tolist()
+            for k, v in per_split.items()
+        }
+    elif proc.kind == "multilabel":  # (N, C) 0/1
         counts = {k: v.sum(0).astype(int).tolist() for k, v in per_split.items()}
     else:  # (N,) class ids (binary: 0/1 floats)
         counts = {
             k: np.bincount(v.astype(int), minlength=len(classes)).tolist() for k, v in per_split.items()
         }
     return {"type": proc.kind, "classes": classes, "counts": counts}
+
+
+def _images(dataset: TableDataset | StreamingDataset, image: str | None) -> Tensor | None:
+    """The first held-out rows' stored images, uint8 (n, C, H, W), for box targets."""
+    if image is None or not isinstance(dataset, TableDataset):
+        return None
+    return dataset.columns[image].take(dataset.keep[:BOX_SAMPLES])[0]
 
 
 def _kept(dataset: TableDataset, target: str) -> np.ndarray:

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 import plait
+from plait.config import BOX_TYPES
 from plait.errors import PlaitError
 from plait.predictor import Predictor
 from plait.serve.batcher import MicroBatcher
@@ -99,7 +100,16 @@ def create_app(predictor: Predictor, options: ServeOptions | None = None) -> Fas
             rows, from_form = await read_rows(request, options.max_rows)
             frame = await run_in_threadpool(to_frame, rows, spec, media, from_form)  # decodes media
             result = await batcher.submit(frame)
-            return JSONResponse({"predictions": json.loads(result.to_json(orient="records"))})
+            records = json.loads(result.to_json(orient="records"))
+            for record in records:  # boxes as JSON arrays, not the text a table file holds
+                record.update(
+                    {
+                        o.name: json.loads(record[o.name] or "null")
+                        for o in spec.outputs
+                        if o.type in BOX_TYPES
+                    }
+                )
+            return JSONResponse({"predictions": records})
         except BadRequest as error:
             return JSONResponse(error.body(), error.status)
         except PlaitError as error:  # named by its cell, without the server's temporary paths

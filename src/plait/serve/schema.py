@@ -57,7 +57,12 @@ class ServeSpec:
             if isinstance(proc, PairTarget):  # embeddings: not a prediction
                 continue
             classes = [str(c) for c in getattr(proc, "classes_", [])]
-            probs = [f"{name}_prob_{c}" for c in classes] if proc.kind != "text" else []
+            if proc.kind in ("text", "boxes"):  # boxes: one JSON list of [x0, y0, x1, y1, label, score]
+                probs = []
+            elif proc.kind == "box":
+                probs = [f"{name}_score"]
+            else:
+                probs = [f"{name}_prob_{c}" for c in classes]
             outputs.append(OutputSpec(name, proc.kind, classes, [name, *probs]))
         if not outputs:
             raise ConfigError("this is a retrieval run: plait serve serves predictions; use plait search")

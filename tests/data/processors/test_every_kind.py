@@ -21,6 +21,8 @@ from plait.data.processors import (
     TARGET_PROCESSORS,
     AudioProcessor,
     BinaryTarget,
+    BoxesTarget,
+    BoxTarget,
     CategoryProcessor,
     CategoryTarget,
     FeatureProcessor,
@@ -86,6 +88,23 @@ def hf_text(folder: Path) -> HFTextProcessor:
     return HFTextProcessor(path=str(tokenizer))
 
 
+def boxes(folder: Path, frame: pd.DataFrame, kind: str) -> tuple[Processor, pd.DataFrame]:
+    """Box targets on the 16×16 squares: objects of the square's colour; the row
+    without an image has no object (`[]`) for boxes and is left out for a box."""
+    if kind == "box":
+        frame = frame[frame["image"] != ""]
+        cells = [json.dumps([i % 4, 1, 8 + i % 8, 15]) for i in range(len(frame))]
+        proc: Processor = BoxTarget(image="image")
+    else:
+        cells = [
+            json.dumps([[0, 0, 8, 8 + i % 8, c]] if p else [])
+            for i, (p, c) in enumerate(zip(frame["image"], frame["colour"], strict=True))
+        ]
+        proc = BoxesTarget(image="image")
+    proc.base_dir = folder  # type: ignore[attr-defined]
+    return proc, frame.assign(**{kind: cells})[[kind, "image"]]
+
+
 # kind → (an unfitted processor with tiny options, the cells it reads), given the
 # table's folder and the table. Options keep the tensors small.
 Case = Callable[[Path, pd.DataFrame], tuple[Processor, pd.Series | pd.DataFrame]]
@@ -111,6 +130,8 @@ TARGET_CASES: dict[str, Case] = {
     "multilabel": lambda d, t: (MultilabelTarget(), t["tags"]),
     "text": lambda d, t: (TextTarget(min_frequency=1, max_length=12), t["caption"].fillna("a blank square")),
     "retrieval": lambda d, t: (PairTarget(["image", "caption"]), t[["image", "caption"]]),
+    "boxes": lambda d, t: boxes(d, t, "boxes"),
+    "box": lambda d, t: boxes(d, t, "box"),
 }
 REGISTRIES = {"input": (INPUT_PROCESSORS, INPUT_CASES), "target": (TARGET_PROCESSORS, TARGET_CASES)}
 KINDS = [(part, kind) for part, (registry, _) in REGISTRIES.items() for kind in sorted(registry)]
@@ -165,6 +186,8 @@ def test_json_round_trip_transforms_the_same(tmp_path: Path, part: str, kind: st
         before = proc.fit(values, kind).transform(values, kind)
         loaded = saved_and_loaded(proc, part)
         assert isinstance(loaded, TargetProcessor)
+        if loaded.image_input() is not None:
+            loaded.base_dir = tmp_path  # type: ignore[attr-defined]  (set per table, like an input's)
         after = loaded.transform(values, kind)
         assert len(before) == len(values) and before.dtype == after.dtype
         assert torch.equal(before, after)

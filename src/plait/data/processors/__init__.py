@@ -2,6 +2,7 @@
 
 from plait.data.processors.audio import AudioProcessor
 from plait.data.processors.base import Encoded, InputProcessor, Processor
+from plait.data.processors.boxes import BoxesTarget, BoxTarget
 from plait.data.processors.image import ImageProcessor
 from plait.data.processors.multilabel import MultilabelTarget
 from plait.data.processors.pairs import PairTarget
@@ -37,6 +38,8 @@ TARGET_PROCESSORS: dict[str, type[TargetProcessor]] = {
     "multilabel": MultilabelTarget,
     "text": TextTarget,
     "retrieval": PairTarget,
+    "boxes": BoxesTarget,
+    "box": BoxTarget,
 }
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "INPUT_PROCESSORS",
     "TARGET_PROCESSORS",
     "BinaryTarget",
+    "BoxTarget",
+    "BoxesTarget",
     "CategoryProcessor",
     "CategoryTarget",
     "Encoded",

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 from torch import Tensor
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from plait.data.paths import media_path
@@ -161,7 +162,20 @@ class ImageProcessor(InputProcessor):
         std = torch.tensor(self.std_).view(1, -1, 1, 1)
         return (values.float().div_(255) - mean) / std
 
+    def to_model_with_boxes(self, values: Tensor, boxes: Tensor, training: bool) -> tuple[Tensor, Tensor]:
+        """`to_model` for an image column that box targets are drawn on: the boxes
+        (B, M, 5) or (B, 4), as fractions of the image, move with the pixels when the
+        augmentation flips, crops or turns an image (torchvision.transforms.v2)."""
+        if training and (self.random_crop or self.horizontal_flip or self.rotation):
+            moved = [move_boxes(self._augment_step(), v, b) for v, b in zip(values, boxes, strict=True)]
+            values = torch.stack([m[0] for m in moved])
+            boxes = torch.stack([m[1] for m in moved])
+        return self.to_model(values, training=False), boxes
+
     def _augment(self, image: Tensor) -> Tensor:
+        return self._augment_step()(image)
+
+    def _augment_step(self) -> v2.Compose:
         if self._augmenter is None:
             steps: list[Any] = []
             if self.random_crop:
@@ -171,7 +185,35 @@ class ImageProcessor(InputProcessor):
             if self.rotation:
                 steps.append(v2.RandomRotation(self.rotation))
             self._augmenter = v2.Compose(steps)
-        return self._augmenter(image)
+        return self._augmenter
 
     def encoder_kwargs(self) -> dict[str, Any]:
         return {"in_channels": self.channels}
+
+
+def move_boxes(transform: v2.Transform, image: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
+    """One image (C, H, W) and its boxes through `transform`, which sees them as
+    tv_tensors (so flips, crops, resizes and rotations move the boxes too).
+
+    boxes: (M, 5) fractions x0, y0, x1, y1 and a class id (-1: padding), or (4,) one box.
+    A box cut down to under a pixel is dropped (class -1); a single box that would be
+    lost keeps the image unaugmented, as the row needs its box.
+    """
+    height, width = image.shape[-2:]
+    scale = boxes.new_tensor([width, height, width, height])
+    single = boxes.dim() == 1
+    rows = boxes[None] if single else boxes[boxes[:, 4] >= 0]
+    pixels = tv_tensors.BoundingBoxes(rows[:, :4] * scale, format="XYXY", canvas_size=(height, width))
+    out = transform({"image": tv_tensors.Image(image), "boxes": pixels})
+    new_image, moved = out["image"].as_subclass(Tensor), out["boxes"].as_subclass(Tensor)
+    new_h, new_w = new_image.shape[-2:]
+    moved = moved.clamp_min(0).minimum(moved.new_tensor([new_w, new_h, new_w, new_h]))
+    kept = ((moved[:, 2] - moved[:, 0]) >= 1) & ((moved[:, 3] - moved[:, 1]) >= 1)  # (M,)
+    moved = moved / moved.new_tensor([new_w, new_h, new_w, new_h])
+    if single:
+        return (new_image, moved[0]) if bool(kept[0]) else (image, boxes)
+    result = torch.full_like(boxes, -1.0)
+    result[:, :4] = 0.0
+    n = int(kept.sum())
+    result[:n, :4], result[:n, 4] = moved[kept], rows[kept, 4]
+    return new_image, result

@@ -44,6 +44,11 @@ class TargetProcessor(Processor):
     def head_kwargs(self) -> dict[str, Any]:
         return {}
 
+    def image_input(self) -> str | None:
+        """The image input this target is drawn on (box targets), whose augmentation
+        must move the target with the pixels; None for the others."""
+        return None
+
 
 class CategoryTarget(TargetProcessor):
     """Class labels → (N,) int64 class ids."""

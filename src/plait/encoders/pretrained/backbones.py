@@ -163,13 +163,23 @@ class ImageBackbone(Backbone):
         self.out_dim = int(model.num_features)
         self.source = source
         self.weights_hash = digest
+        # CNNs whose stages timm can return (forward_intermediates): their feature maps
+        # come out beside the final features, in the same pass.
+        info = getattr(model, "feature_info", None)
+        spatial = hasattr(model, "forward_intermediates") and isinstance(info, list) and info
+        self.feature_channels = tuple(int(f["num_chs"]) for f in info) if spatial else ()
 
     def forward(self, images: Tensor) -> EncoderOutput:  # (B, 3, H, W), normalised
-        features = self.model.forward_features(images)  # (B, C, h, w)
+        maps = None
+        if self.feature_channels:
+            features, maps = self.model.forward_intermediates(images)  # (B, C, h, w), stages
+        else:
+            features = self.model.forward_features(images)  # (B, C, h, w)
         pooled = self.model.forward_head(features, pre_logits=True)  # (B, C)
         tokens = features.flatten(2).transpose(1, 2) if features.dim() == 4 else features  # (B, h·w, C)
         mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
-        return EncoderOutput(tokens, mask, pooled)
+        size = (images.shape[-2], images.shape[-1])
+        return EncoderOutput(tokens, mask, pooled, maps, size if maps else None)
 
     def blocks(self) -> list[nn.Module]:
         stages = getattr(self.model, "blocks", None) or getattr(self.model, "stages", None)

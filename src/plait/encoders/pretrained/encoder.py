@@ -62,6 +62,7 @@ class PretrainedEncoder(Encoder):
         else:
             self.backbone = load_backbone(self.source, path=path, model=model)
             in_dim = self.backbone.out_dim
+            self.feature_channels = getattr(self.backbone, "feature_channels", ())
             self._set_trainable(finetune, last_n)
             if lora is not None:
                 self._add_lora(lora)
@@ -135,7 +136,9 @@ class PretrainedEncoder(Encoder):
             pooled = self.proj(x)
             return EncoderOutput(pooled.unsqueeze(1), x.new_ones(len(x), 1, dtype=bool), pooled)
         out = self.backbone(x)
-        return EncoderOutput(self.proj(out.tokens), out.token_mask, self.proj(out.pooled))
+        return EncoderOutput(
+            self.proj(out.tokens), out.token_mask, self.proj(out.pooled), out.feature_maps, out.image_size
+        )
 
 
 def uses_cache(finetune: str, cache: bool, lora: Any) -> bool:

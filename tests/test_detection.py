@@ -1,0 +1,294 @@
+"""Detection and grounding end to end: bad box cells through the CLI, a detection run
+predicted, served and reported, the detection head overfitting a few scenes, and the
+grounding head following the phrase. Scenes: digits on a canvas (bench/scenes.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from bench.scenes import write_scenes
+from fastapi.testclient import TestClient
+
+import plait
+from plait.encoders import EncoderOutput
+from plait.fusion.base import FusedOutput
+from plait.heads import HEADS
+from plait.predictor import Predictor
+from plait.serve import ServeOptions, create_app
+from tests.test_cli import plait_in
+
+SIZE = 64
+IMAGE = {
+    "name": "image",
+    "type": "image",
+    "encoder": {"name": "cnn", "channels": [8, 16, 32], "out_dim": 16},
+    "preprocessing": {"size": SIZE},
+}
+DETECTION = {"name": "detection", "channels": 32, "levels": 2, "convs": 1}
+
+
+def config(epochs: int, head: dict, inputs: list | None = None, lr: float = 0.01) -> dict:
+    return {
+        "preset": "fast",
+        "inputs": inputs or [IMAGE],
+        "outputs": [
+            {"name": "boxes", "type": "boxes", "head": head}
+            if head["name"] == "detection"
+            else {"name": "box", "type": "box", "head": head}  # a single box is never inferred
+        ],
+        "trainer": {
+            "epochs": epochs,
+            "batch_size": 4,
+            "progress": False,
+            "learning_rate": lr,
+            "scheduler": "constant",
+        },
+    }
+
+
+def scenes(
+    folder: Path, n: int, seed: int = 0, counts: tuple[int, int] = (1, 2)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return write_scenes(folder, n, seed=seed, canvas=SIZE, sizes=(14, 20), counts=counts)
+
+
+@pytest.mark.parametrize(
+    ("cell", "problem"),
+    [
+        ([[50, 10, 70, 30, 3]], "box [50, 10, 70, 30] lies outside the 64×64 image"),
+        (
+            [[30, 10, 20, 30, 3]],
+            "box [30, 10, 20, 30] is inverted or empty; write [x0, y0, x1, y1] with x0 < x1 and y0 < y1",
+        ),
+        ([[1, 2, 3, "x", 3]], 'expected 4 finite numbers, got [1, 2, 3, "x"]'),
+    ],
+)
+def test_bad_box_cells_stop_training_with_one_line_naming_column_row_and_value(
+    tmp_path: Path, cell: list, problem: str
+):
+    detect, _ = scenes(tmp_path, 6)
+    detect.loc[3, "boxes"] = json.dumps(cell)
+    detect.to_csv(tmp_path / "bad.csv", index=False)
+    result = plait_in(
+        "train", tmp_path / "bad.csv", "-l", "boxes", "--preset", "fast", "--out", tmp_path / "run"
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"error: label column 'boxes', row 4, object 1: {problem}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_box_target_on_a_table_with_two_image_columns_must_name_its_image(tmp_path: Path):
+    detect, _ = scenes(tmp_path, 6)
+    detect.assign(other=detect["image"]).to_csv(tmp_path / "two.csv", index=False)
+    result = plait_in("train", tmp_path / "two.csv", "-l", "boxes", "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert "needs the image column its boxes are drawn on; the inputs hold image, other" in result.stderr
+
+
+@pytest.mark.parametrize("conditioning", ["film", "cross_attention"])
+def test_the_grounding_head_follows_the_phrase_and_falls_back_to_the_image(conditioning: str):
+    torch.manual_seed(0)
+    head = HEADS.build(
+        "grounding",
+        {"channels": 16, "levels": 2, "conditioning": conditioning},
+        image_key="image",
+        feature_channels={"image": (8, 16, 32), "phrase": ()},
+        token_dims={"image": 16, "phrase": 12},
+    )
+    maps = [torch.randn(2, c, 16 // 2**i, 16 // 2**i) for i, c in enumerate((8, 16, 32))]
+    image = EncoderOutput(
+        torch.randn(2, 4, 16), torch.ones(2, 4, dtype=torch.bool), torch.randn(2, 16), maps, (32, 32)
+    )
+
+    def boxes(phrase: torch.Tensor, present: bool) -> torch.Tensor:
+        words = EncoderOutput(phrase[:, None], torch.ones(2, 1, dtype=torch.bool), phrase)
+        present_ = {"image": torch.ones(2, dtype=torch.bool), "phrase": torch.full((2,), present)}
+        return head(
+            FusedOutput(torch.zeros(2, 1), inputs={"image": image, "phrase": words}, present=present_)
+        )
+
+    a, b = torch.randn(2, 12), torch.randn(2, 12)
+    assert not torch.allclose(boxes(a, True), boxes(b, True))  # only the phrase changed
+    assert torch.equal(boxes(a, False), boxes(b, False))  # absent: whatever its placeholder holds
+    assert torch.equal(boxes(torch.full((2, 12), float("nan")), False), boxes(a, False))
+
+
+@pytest.mark.slow
+def test_the_detection_head_overfits_four_scenes(tmp_path: Path):
+    detect, _ = scenes(tmp_path, 4, seed=1)
+    table = pd.concat([detect.assign(split="train"), detect.assign(split="val")], ignore_index=True)
+    predictor = plait.fit(
+        table,
+        label="boxes",
+        config=config(60, DETECTION),
+        base_dir=tmp_path,
+        out=tmp_path / "run",
+        verbose=False,
+    )
+    assert predictor.evaluate(detect, base_dir=tmp_path)["map_50"] >= 0.9
+
+
+@pytest.fixture(scope="module")
+def detection_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, Path]:
+    """A detection run (two epochs) on 16 scenes of 0-2 digits, some with no digit (`[]`)."""
+    folder = tmp_path_factory.mktemp("scenes")
+    detect, _ = scenes(folder, 16, counts=(0, 2))
+    assert (detect["boxes"] == "[]").any()  # an image without objects: a label, not a missing one
+    predictor = plait.fit(
+        folder / "detect.csv", label="boxes", config=config(2, DETECTION), out=folder / "run", verbose=False
+    )
+    return predictor, folder
+
+
+def test_predict_evaluate_and_the_report_of_a_detection_run(detection_run, tmp_path: Path):
+    predictor, folder = detection_run
+    out = tmp_path / "pred.csv"
+    result = plait_in("predict", predictor.run_dir, folder / "detect.csv", "--output", out)
+    assert result.returncode == 0, result.stderr
+    rows = pd.read_csv(out)
+    for cell in rows["boxes"]:
+        for x0, y0, x1, y1, label, score in json.loads(cell):
+            assert 0 <= x0 <= x1 <= SIZE and 0 <= y0 <= y1 <= SIZE and label in [str(d) for d in range(10)]
+            assert 0.05 <= score <= 1  # the head's score threshold
+    metrics = predictor.evaluate(folder / "detect.csv")
+    assert set(metrics) == {"map", "map_50"} and 0 <= metrics["map"] <= metrics["map_50"] <= 1
+    summary = json.loads((predictor.run_dir / "summary.json").read_text())
+    samples = summary["evaluation"]["boxes"]["samples"]
+    assert samples and all(s["image"] and "true" in s for s in samples)
+    report = (predictor.run_dir / "report.html").read_text()
+    assert "true and predicted boxes" in report
+    # An unknown label in a table to evaluate: one line, exit 2.
+    table = pd.read_csv(folder / "detect.csv")
+    table.loc[2, "boxes"] = json.dumps([[1, 1, 9, 9, "eleven"]])
+    table.to_csv(folder / "unknown.csv", index=False)
+    result = plait_in("evaluate", predictor.run_dir, folder / "unknown.csv")
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "error: label column 'boxes', row 3, object 1: unknown label 'eleven'; known: '0'"
+    )
+
+
+def test_serving_a_detection_run_returns_boxes(detection_run):
+    predictor, folder = detection_run
+    with TestClient(create_app(plait.load(predictor.run_dir), ServeOptions(allow_dir=folder))) as client:
+        schema = client.get("/schema").json()
+        assert schema["outputs"][0]["type"] == "boxes" and schema["outputs"][0]["fields"] == ["boxes"]
+        response = client.post("/predict", json={"rows": [{"image": str(folder / "scenes/00000.png")}]})
+    assert response.status_code == 200, response.text
+    (found,) = response.json()["predictions"]
+    expected = json.loads(
+        predictor.predict(pd.DataFrame({"image": ["scenes/00000.png"]}), base_dir=folder)["boxes"][0]
+    )
+    assert found["boxes"] == expected  # JSON arrays, as predict writes them
+
+
+def test_a_trained_grounding_run_changes_its_box_when_only_the_phrase_changes(tmp_path: Path):
+    _, ground = scenes(tmp_path, 24, counts=(2, 3))
+    phrase = {"name": "phrase", "type": "text", "encoder": {"name": "gru", "embed_dim": 8, "hidden_dim": 8}}
+    head = {"name": "grounding", "channels": 16, "levels": 2}
+    predictor = plait.fit(
+        ground,
+        label="box",
+        config=config(2, head, [IMAGE, phrase]),
+        base_dir=tmp_path,
+        out=tmp_path / "run",
+        verbose=False,
+    )
+    rows = ground[["image"]].iloc[:8]
+    first = predictor.predict(rows.assign(phrase="the 1st from the left"), base_dir=tmp_path)
+    last = predictor.predict(rows.assign(phrase="the 3rd from the left"), base_dir=tmp_path)
+    assert (first["box"] != last["box"]).any() or not first["box_score"].equals(last["box_score"])
+    alone = predictor.predict(rows.assign(phrase=""), base_dir=tmp_path)  # no phrase: the image alone
+    assert alone["box"].notna().all()
+    metrics = predictor.evaluate(ground, base_dir=tmp_path)
+    assert set(metrics) == {"iou_accuracy", "mean_iou"}
+
+
+def test_a_row_without_its_image_gets_no_detection_whatever_its_placeholder():
+    torch.manual_seed(0)
+    head = HEADS.build(
+        "detection",
+        {"channels": 32, "levels": 2, "score_threshold": 0.0},
+        num_classes=3,
+        image_key="image",
+        feature_channels={"image": (8, 16, 32)},
+        token_dims={"image": 16},
+    ).eval()
+
+    def detections(fill: float) -> torch.Tensor:
+        maps = [torch.randn(2, c, 16 // 2**i, 16 // 2**i) for i, c in enumerate((8, 16, 32))]
+        maps = [torch.cat([m[:1], torch.full_like(m[1:], fill)]) for m in maps]  # row 2: a placeholder
+        image = EncoderOutput(
+            torch.zeros(2, 1, 16), torch.ones(2, 1, dtype=torch.bool), torch.zeros(2, 16), maps, (32, 32)
+        )
+        present = {"image": torch.tensor([True, False])}
+        return head.activate(head(FusedOutput(torch.zeros(2, 1), inputs={"image": image}, present=present)))
+
+    torch.manual_seed(1)
+    zeros = detections(0.0)
+    torch.manual_seed(1)
+    nans = detections(float("nan"))
+    assert (zeros[0, :, 4] >= 0).any()  # the row with its image: detections (no score threshold)
+    assert (zeros[1, :, 4] == -1).all() and torch.equal(zeros, nans)
+
+
+def test_export_refuses_a_detection_run_in_one_line(detection_run, tmp_path: Path):
+    predictor, _ = detection_run
+    result = plait_in("export", predictor.run_dir, "--format", "onnx", "--output", tmp_path / "m.onnx")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: cannot export: target 'boxes' draws boxes in pixels of each row's image, which the "
+        "exported file's runtime cannot size; serve it with plait serve\n"
+    )
+
+
+def test_coco_annotations_convert_to_a_boxes_table(tmp_path: Path):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (40, 30)).save(tmp_path / "imgs" / name)
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+            {"id": 2, "file_name": "b.png"},
+        ],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 5, "name": "dog"}],
+        "annotations": [
+            {"image_id": 1, "bbox": [2, 3, 10, 5], "category_id": 3},
+            {"image_id": 1, "bbox": [30, 20, 12.5, 10], "category_id": 5},  # overruns: clipped to 40×30
+            {"image_id": 1, "bbox": [0, 0, 4, 4], "category_id": 5, "iscrowd": 1},  # a crowd: left out
+        ],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    out = tmp_path / "tables" / "coco.parquet"
+    result = plait_in("convert", "coco", tmp_path / "ann.json", "--images", tmp_path / "imgs", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"wrote 2 images with 2 boxes to {out}; 1 crowd or empty box(es) left out\n"
+    table = pd.read_parquet(out)
+    assert table["image"].tolist() == ["../imgs/a.png", "../imgs/b.png"]  # relative to the table
+    assert json.loads(table["boxes"][0]) == [[2, 3, 12, 8, "cat"], [30, 20, 40, 30, "dog"]]
+    assert json.loads(table["boxes"][1]) == []
+    from plait.data.processors import BoxesTarget
+
+    proc = BoxesTarget(image="image")
+    proc.base_dir = out.parent
+    assert proc.fit(table, "boxes").transform(table, "boxes").shape == (2, 2, 5)
+    bad = plait_in(
+        "convert", "coco", tmp_path / "imgs" / "a.png", "--images", tmp_path, "-o", tmp_path / "x.csv"
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
+
+
+def test_explain_and_robustness_score_a_detection_run_by_map(detection_run):
+    predictor, folder = detection_run
+    importance = predictor.explain(folder / "detect.csv", bootstrap=2)
+    assert importance.metric == "map"
+    removed = importance.inputs.query("method == 'remove'")["score"].item()
+    assert removed == 0.0  # without its image, nothing is found
+    robustness = predictor.robustness(folder / "detect.csv", levels=(0.5,))
+    assert robustness.metric == "map" and "map" in robustness.noise.columns
