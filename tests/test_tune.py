@@ -90,6 +90,26 @@ def test_bad_requests_are_one_line(tmp_path: Path):
         assert result.exit_code == 2 and message in result.stderr, result.output
 
 
+@pytest.mark.slow  # two trials and the final run with its candidates
+def test_preset_best_trains_the_best_settings_again_with_the_ensemble(tmp_path: Path):
+    """Trials train the network alone (the sampler judges the network); with --preset
+    best the best trial's settings are trained once more with LightGBM and the linear
+    probe, and that run, with its leaderboard, is --out."""
+    table, config = tiny(tmp_path)
+    out = tmp_path / "best"
+    args = ["tune", *tune_args(table, config, out), "--trials", "2", "--preset", "best"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 2 and "params_candidates" not in trials.columns
+    assert "params_feature_dropout" in trials.columns
+    board = plait.leaderboard(out)
+    assert set(board["candidate"]) == {"neural", "lightgbm", "linear", "ensemble"}
+    best = trials.loc[trials["value"].idxmin()]
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["trainer"]["learning_rate"] == pytest.approx(best["params_learning_rate"])
+
+
 @pytest.mark.slow
 def test_a_killed_search_resumes_the_same_study(tmp_path: Path):
     table, config = tiny(tmp_path)

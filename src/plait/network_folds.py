@@ -25,10 +25,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from plait.config import TrainerConfig
+from plait.config import ResolvedConfig, TrainerConfig
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
+from plait.data.processors import TargetProcessor
 from plait.ensemble.bagging import FOLDS, fold_rows
+from plait.ensemble.members import TASKS
 from plait.resume import SafeCheckpointIO
 from plait.safe_load import load_checkpoint
 from plait.system import MultimodalSystem
@@ -115,6 +117,33 @@ def out_of_fold(
                 pred = np.concatenate(chunks)  # (len(held),) or (len(held), C), in held's order
                 out.setdefault(target, np.zeros((train.n_rows, *pred.shape[1:])))[held] = pred
     return out
+
+
+def network_oof(
+    build: Callable[[int], MultimodalSystem],
+    cfg: ResolvedConfig,
+    targets: dict[str, TargetProcessor],
+    train: TableDataset,
+    train_seconds: float,
+    deadline: float | None,
+) -> dict[str, np.ndarray] | None:
+    """out_of_fold when K fold networks fit the budget: with a limit (`deadline`, by which
+    the candidates must be done), within FOLDS_SHARE of what is left; without one, when
+    they are estimated under FOLDS_UNLIMITED_SECONDS. Else None: the ensemble's
+    selection then uses the validation rows alone."""
+    estimate = fold_estimate(train_seconds)
+    now = time.monotonic()
+    if deadline is None:
+        if estimate > FOLDS_UNLIMITED_SECONDS:
+            return None
+        until = now + 2 * FOLDS_UNLIMITED_SECONDS  # a bound, not a goal: folds stop early
+    else:
+        if estimate > FOLDS_SHARE * (deadline - now):
+            return None
+        until = now + FOLDS_SHARE * (deadline - now)
+    stratify = next((t for t, p in targets.items() if p.kind in TASKS), next(iter(targets)))
+    labels = (train.target_values(stratify).double().numpy(), targets[stratify].kind)
+    return out_of_fold(build, train, labels, cfg.trainer, cfg.seed, until)
 
 
 def _rows(dataset: TableDataset, rows: np.ndarray, training: bool) -> TableDataset:

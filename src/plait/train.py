@@ -10,6 +10,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +56,10 @@ from plait.data.streaming import (
 from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
 from plait.ensemble import NEURAL, beside_network, fit_ensemble, servable
-from plait.ensemble.members import TASKS
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
 from plait.inference import outputs
-from plait.network_folds import FOLDS_SHARE, FOLDS_UNLIMITED_SECONDS, fold_estimate, out_of_fold
+from plait.network_folds import network_oof
 from plait.output_paths import check_output_folder, table_inputs
 from plait.predictor import Predictor
 from plait.report import save_training_report
@@ -346,7 +346,8 @@ def _train(
         deadline = run.budget.members_deadline()
         neural_oof = None
         if NEURAL in cfg.candidates and processes == 1:
-            neural_oof = _network_folds(cfg, processors, targets, datasets["train"], train_seconds, deadline)
+            build = partial(build_system, cfg, processors, targets)
+            neural_oof = network_oof(build, cfg, targets, datasets["train"], train_seconds, deadline)
         # With no limit, bagging a member may take as long as the network took, or a minute.
         bag_seconds = max(60.0, train_seconds)
         ensemble = fit_ensemble(
@@ -371,41 +372,6 @@ def _train(
     if ensemble is not None:  # each candidate's validation score, times and weight
         metrics["leaderboard"] = ensemble.leaderboard
     return predictor, metrics
-
-
-def _network_folds(
-    cfg: ResolvedConfig,
-    processors: dict[str, InputProcessor],
-    targets: dict[str, TargetProcessor],
-    train: TableDataset,
-    train_seconds: float,
-    deadline: float | None,
-) -> dict[str, Any] | None:
-    """The network's out-of-fold predictions of the training rows, for the ensemble's
-    selection (plait.network_folds), when K fold networks fit the budget: with a limit,
-    within FOLDS_SHARE of what is left for the candidates; without one, when they are
-    estimated under FOLDS_UNLIMITED_SECONDS. Else None: the selection uses the
-    validation rows alone."""
-    estimate = fold_estimate(train_seconds)
-    now = time.monotonic()
-    if deadline is None:
-        if estimate > FOLDS_UNLIMITED_SECONDS:
-            return None
-        until = now + 2 * FOLDS_UNLIMITED_SECONDS  # a bound, not a goal: folds stop early
-    else:
-        if estimate > FOLDS_SHARE * (deadline - now):
-            return None
-        until = now + FOLDS_SHARE * (deadline - now)
-    stratify = next((t for t, p in targets.items() if p.kind in TASKS), next(iter(targets)))
-    labels = (train.target_values(stratify).double().numpy(), targets[stratify].kind)
-    return out_of_fold(
-        lambda val_rows: build_system(cfg, processors, targets, val_rows),
-        train,
-        labels,
-        cfg.trainer,
-        cfg.seed,
-        until,
-    )
 
 
 def _loader(

@@ -223,13 +223,16 @@ def tune(
     ] = False,
     overwrite: Overwrite = False,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
+    preset: Preset = None,
 ) -> None:
-    """Search learning rate, weight decay, batch size, fusion and candidates (Optuna: TPE
-    sampler, median pruner); the best trial becomes --out, with trials.csv and search.png."""
+    """Search learning rate, weight decay, batch size, fusion and feature dropout (Optuna:
+    TPE sampler, median pruner); the best trial becomes --out, with trials.csv and
+    search.png. With --preset best, its settings are trained again with the ensemble."""
     from plait.config import parse_duration
     from plait.tune import tune as search
 
     limit = parse_duration(time_limit) if time_limit else None
-    table = search(data, label, config, out_dir, trials, limit, resume, overwrite, seed, started())
+    cfg = user_config(config, None, preset=preset)
+    table = search(data, label, cfg, out_dir, trials, limit, resume, overwrite, seed, started())
     render.frame_text(table, ".4g")
     render.out.print(f"run folder: {out_dir}", soft_wrap=True)
