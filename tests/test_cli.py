@@ -208,7 +208,7 @@ def bad_input_cases(table_dir: Path, tmp_path: Path) -> dict[str, tuple[list, st
             ["train", csv, "-l", "colour", "--type", "caption=numeric"],
             "column 'caption', row 1: expected a number, got 'a red square number 0'",
         ),
-        "bad type": (["train", csv, "-l", "colour", "--type", "caption=video"], "unknown type 'video'"),
+        "bad type": (["train", csv, "-l", "colour", "--type", "caption=hologram"], "unknown type 'hologram'"),
         "missing run": (["evaluate", tmp_path / "norun", csv], "run folder not found"),
     }
 
