@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 from bench.scenes import write_scenes
 from fastapi.testclient import TestClient
 
@@ -115,6 +116,71 @@ def test_the_grounding_head_follows_the_phrase_and_falls_back_to_the_image(condi
     assert not torch.allclose(boxes(a, True), boxes(b, True))  # only the phrase changed
     assert torch.equal(boxes(a, False), boxes(b, False))  # absent: whatever its placeholder holds
     assert torch.equal(boxes(torch.full((2, 12), float("nan")), False), boxes(a, False))
+
+
+def tiny_timm_image(folder: Path, **params) -> dict:
+    """The image input on timm's tiny `test_efficientnet`, randomly initialised and
+    saved locally: the pretrained path (weights read from a file), offline."""
+    timm = pytest.importorskip("timm")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=10)
+    save_file(model.state_dict(), str(folder / "effnet.safetensors"))
+    encoder = {"name": "timm", "model": "test_efficientnet", "path": str(folder / "effnet.safetensors")}
+    return {**IMAGE, "encoder": {**encoder, "out_dim": 16, **params}}
+
+
+def test_a_pretrained_backbone_runs_on_every_batch_and_its_stage_maps_reach_the_box_head(tmp_path: Path):
+    detect, _ = scenes(tmp_path, 8)
+    predictor = plait.fit(
+        detect,
+        label="boxes",
+        config=config(1, DETECTION, [tiny_timm_image(tmp_path)]),
+        base_dir=tmp_path,
+        out=tmp_path / "run",
+        verbose=False,
+    )
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["inputs"][0]["encoder"]["params"]["cache"] is False  # set for the box target
+    encoder, head = predictor.model.encoders["image"], predictor.model.heads["boxes"]
+    assert encoder.backbone is not None and len(encoder.feature_channels) >= DETECTION["levels"]
+    # The pyramid is built on the backbone's last stages ...
+    fpn_in = [block[0].in_channels for block in head.pyramid.fpn.inner_blocks]
+    assert fpn_in == list(encoder.feature_channels[-DETECTION["levels"] :])
+    # ... and is fed, batch by batch, the very maps the backbone computed.
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def keep(name: str, maps: list[torch.Tensor]) -> None:
+        seen.setdefault(name, maps)  # the first batch's
+
+    hooks = [
+        encoder.backbone.register_forward_hook(lambda m, a, out: keep("backbone", out.feature_maps)),
+        head.pyramid.register_forward_hook(lambda m, a, out: keep("head", a[0]["image"].feature_maps)),
+    ]
+    predicted = predictor.predict(detect.iloc[:2], base_dir=tmp_path)
+    for hook in hooks:
+        hook.remove()
+    assert [m.shape[1] for m in seen["head"]] == list(encoder.feature_channels)
+    assert all(torch.equal(a, b) for a, b in zip(seen["backbone"], seen["head"], strict=True))
+    reloaded = plait.load(tmp_path / "run").predict(detect.iloc[:2], base_dir=tmp_path)
+    pd.testing.assert_frame_equal(predicted, reloaded)  # the backbone read again from its file
+
+
+def test_cached_pretrained_features_under_a_box_target_are_refused_in_one_line(tmp_path: Path):
+    detect, _ = scenes(tmp_path, 6)
+    detect.to_csv(tmp_path / "detect.csv", index=False)
+    image = tiny_timm_image(tmp_path, cache=True)  # one vector per image: no map to draw boxes on
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config(1, DETECTION, [image])))
+    result = plait_in(
+        "train", tmp_path / "detect.csv", "-l", "boxes", "-c", tmp_path / "c.yaml", "--out", tmp_path / "run"
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: image column 'image' carries boxes, whose head reads its encoder's feature maps; "
+        "cache: true keeps one vector per image: leave cache out or set cache: false\n"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -219,9 +219,18 @@ def _spatial(column: ResolvedInput) -> ResolvedInput:
     which cached pretrained features (one vector per image) do not keep: such an encoder
     runs its backbone on every batch (cache: false), frozen unless `finetune` says more."""
     from plait.encoders import ENCODERS  # imported here, as build is in resolved()
+    from plait.encoders.pretrained.encoder import uses_cache
 
     spec = column.encoder
-    if "cache" not in ENCODERS.params(spec.name) or "cache" in spec.params:
+    if "cache" not in ENCODERS.params(spec.name):
+        return column
+    if "cache" in spec.params:
+        params = spec.params
+        if uses_cache(params.get("finetune", "frozen"), params["cache"], params.get("lora")):
+            raise ConfigError(
+                f"image column {column.name!r} carries boxes, whose head reads its encoder's feature "
+                "maps; cache: true keeps one vector per image: leave cache out or set cache: false"
+            )
         return column
     encoder = spec.model_copy(update={"params": {**spec.params, "cache": False}})
     return column.model_copy(update={"encoder": encoder})
