@@ -252,26 +252,67 @@ def test_serving_a_detection_run_returns_boxes(detection_run):
     assert found["boxes"] == expected  # JSON arrays, as predict writes them
 
 
-def test_a_trained_grounding_run_changes_its_box_when_only_the_phrase_changes(tmp_path: Path):
-    _, ground = scenes(tmp_path, 24, counts=(2, 3))
-    phrase = {"name": "phrase", "type": "text", "encoder": {"name": "gru", "embed_dim": 8, "hidden_dim": 8}}
+PHRASE = {"name": "phrase", "type": "text", "encoder": {"name": "gru", "embed_dim": 8, "hidden_dim": 8}}
+
+
+@pytest.fixture(scope="module")
+def grounding_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, Path, pd.DataFrame]:
+    """A grounding run (two epochs) on 24 scenes of 2-3 digits, each row a phrase and its box."""
+    folder = tmp_path_factory.mktemp("grounding")
+    _, ground = scenes(folder, 24, counts=(2, 3))
     head = {"name": "grounding", "channels": 16, "levels": 2}
     predictor = plait.fit(
         ground,
         label="box",
-        config=config(2, head, [IMAGE, phrase]),
-        base_dir=tmp_path,
-        out=tmp_path / "run",
+        config=config(2, head, [IMAGE, PHRASE]),
+        base_dir=folder,
+        out=folder / "run",
         verbose=False,
     )
+    return predictor, folder, ground
+
+
+def test_a_trained_grounding_run_changes_its_box_when_only_the_phrase_changes(grounding_run):
+    predictor, folder, ground = grounding_run
     rows = ground[["image"]].iloc[:8]
-    first = predictor.predict(rows.assign(phrase="the 1st from the left"), base_dir=tmp_path)
-    last = predictor.predict(rows.assign(phrase="the 3rd from the left"), base_dir=tmp_path)
+    first = predictor.predict(rows.assign(phrase="the 1st from the left"), base_dir=folder)
+    last = predictor.predict(rows.assign(phrase="the 3rd from the left"), base_dir=folder)
     assert (first["box"] != last["box"]).any() or not first["box_score"].equals(last["box_score"])
-    alone = predictor.predict(rows.assign(phrase=""), base_dir=tmp_path)  # no phrase: the image alone
+    alone = predictor.predict(rows.assign(phrase=""), base_dir=folder)  # no phrase: the image alone
     assert alone["box"].notna().all()
-    metrics = predictor.evaluate(ground, base_dir=tmp_path)
+    metrics = predictor.evaluate(ground, base_dir=folder)
     assert set(metrics) == {"iou_accuracy", "mean_iou"}
+
+
+def test_serving_a_grounding_run_returns_the_phrases_box(grounding_run):
+    predictor, folder, ground = grounding_run
+    row = {"image": str(folder / ground["image"][0]), "phrase": "the 2nd from the left"}
+    with TestClient(create_app(plait.load(predictor.run_dir), ServeOptions(allow_dir=folder))) as client:
+        schema = client.get("/schema").json()
+        assert [(i["name"], i["type"]) for i in schema["inputs"]] == [("image", "image"), ("phrase", "text")]
+        (output,) = schema["outputs"]
+        assert output["type"] == "box" and output["fields"] == ["box", "box_score"]
+        response = client.post("/predict", json={"rows": [row]})
+    assert response.status_code == 200, response.text
+    (found,) = response.json()["predictions"]
+    expected = predictor.predict(pd.DataFrame([{**row, "image": ground["image"][0]}]), base_dir=folder)
+    assert found["box"] == json.loads(expected["box"][0])  # a JSON array [x0, y0, x1, y1], as predict writes
+    x0, y0, x1, y1 = found["box"]
+    assert 0 <= x0 < x1 <= SIZE and 0 <= y0 < y1 <= SIZE
+    assert found["box_score"] == pytest.approx(expected["box_score"][0])
+
+
+def test_explain_and_robustness_score_a_grounding_run_by_iou(grounding_run):
+    predictor, folder, ground = grounding_run
+    ground.to_csv(folder / "ground.csv", index=False)
+    clean = predictor.evaluate(folder / "ground.csv")["iou_accuracy"]
+    importance = predictor.explain(folder / "ground.csv", bootstrap=2)
+    assert importance.metric == "iou_accuracy" and importance.clean == pytest.approx(clean)
+    removed = importance.inputs.query("method == 'remove'").set_index("input")["score"]
+    assert set(removed.index) == {"image", "phrase"} and removed.between(0, 1).all()
+    robustness = predictor.robustness(folder / "ground.csv", levels=(0.5,))
+    assert robustness.metric == "iou_accuracy" and robustness.clean == pytest.approx(clean)
+    assert "iou_accuracy" in robustness.noise.columns and "iou_accuracy" in robustness.missing.columns
 
 
 def test_a_row_without_its_image_gets_no_detection_whatever_its_placeholder():
