@@ -284,6 +284,19 @@ def test_a_trained_grounding_run_changes_its_box_when_only_the_phrase_changes(gr
     assert set(metrics) == {"iou_accuracy", "mean_iou"}
 
 
+def test_a_grounding_box_is_clipped_to_its_image(grounding_run):
+    """A location's distances to the sides may reach past the image's edge; the box
+    written (and scored) is the part inside it, as the true boxes are."""
+    predictor, folder, ground = grounding_run
+    predicted = predictor.predict(ground, base_dir=folder)
+    for cell in predicted["box"]:
+        x0, y0, x1, y1 = json.loads(cell)
+        assert 0 <= x0 < x1 <= SIZE and 0 <= y0 < y1 <= SIZE, cell
+    head = predictor.model.heads["box"]
+    raw = torch.tensor([[[5.0, -0.2, 0.3, 0.5, 1.4], [0.0, 0.1, 0.1, 0.2, 0.2]]])  # (1, 2 locations, 5)
+    assert head.activate(raw)[0, :4].tolist() == pytest.approx([0.0, 0.3, 0.5, 1.0])
+
+
 def test_serving_a_grounding_run_returns_the_phrases_box(grounding_run):
     predictor, folder, ground = grounding_run
     row = {"image": str(folder / ground["image"][0]), "phrase": "the 2nd from the left"}

@@ -83,8 +83,9 @@ class GroundingHead(Head):
         )
 
     def activate(self, raw: Tensor) -> Tensor:
-        """(B, 5): the best location's box (fractions) and its probability."""
+        """(B, 5): the best location's box (fractions, clipped to the image: its sides may
+        reach past the edge) and its probability."""
         probs = raw[..., 0].softmax(dim=1)  # (B, H·W)
         best = probs.argmax(dim=1)
         rows = torch.arange(len(raw), device=raw.device)
-        return torch.cat([raw[rows, best, 1:], probs[rows, best, None]], dim=1)
+        return torch.cat([raw[rows, best, 1:].clamp(0, 1), probs[rows, best, None]], dim=1)
