@@ -4,7 +4,10 @@ grounding head following the phrase. Scenes: digits on a canvas (bench/scenes.py
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -55,6 +58,37 @@ def scenes(
     folder: Path, n: int, seed: int = 0, counts: tuple[int, int] = (1, 2)
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     return write_scenes(folder, n, seed=seed, canvas=SIZE, sizes=(14, 20), counts=counts)
+
+
+def box_colours(png: bytes) -> dict[str, int]:
+    """Pixels of a report's box figure in the true boxes' green and the predicted ones'
+    red (plait.report.plots.boxes); the scenes themselves are grey."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    colours = {"true": (44, 160, 44), "predicted": (214, 39, 40)}
+    return {k: int((np.abs(pixels - c).max(axis=-1) <= 30).sum()) for k, c in colours.items()}
+
+
+def report_figure(run_dir: Path, target: str) -> bytes:
+    html = (run_dir / "report.html").read_text()
+    alt = f"{target}: true and predicted boxes"
+    found = re.search(f'<img src="data:image/png;base64,([^"]+)" alt="{alt}">', html)
+    assert found, "no box figure in the report"
+    return base64.b64decode(found.group(1))
+
+
+def assert_predicted_boxes_drawn(run_dir: Path, target: str) -> None:
+    """The report's figure shows predicted boxes (red) beside the true ones (green), and
+    the red is theirs: the same samples drawn without predictions have none."""
+    from plait.report import plots
+
+    samples = json.loads((run_dir / "summary.json").read_text())["evaluation"][target]["samples"]
+    assert samples and all(s["predicted"] for s in samples)
+    drawn = box_colours(report_figure(run_dir, target))
+    assert drawn["true"] > 0 and drawn["predicted"] > 0
+    assert box_colours(plots.boxes([{**s, "predicted": []} for s in samples]))["predicted"] == 0
 
 
 @pytest.mark.parametrize(
@@ -196,6 +230,7 @@ def test_the_detection_head_overfits_four_scenes(tmp_path: Path):
         verbose=False,
     )
     assert predictor.evaluate(detect, base_dir=tmp_path)["map_50"] >= 0.9
+    assert_predicted_boxes_drawn(tmp_path / "run", "boxes")  # detections scoring ≥ 0.3 on every scene
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +317,11 @@ def test_a_trained_grounding_run_changes_its_box_when_only_the_phrase_changes(gr
     assert alone["box"].notna().all()
     metrics = predictor.evaluate(ground, base_dir=folder)
     assert set(metrics) == {"iou_accuracy", "mean_iou"}
+
+
+def test_the_report_of_a_grounding_run_draws_the_predicted_boxes(grounding_run):
+    predictor, _, _ = grounding_run
+    assert_predicted_boxes_drawn(predictor.run_dir, "box")  # one box per row, whatever its score
 
 
 def test_a_grounding_box_is_clipped_to_its_image(grounding_run):
