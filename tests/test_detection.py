@@ -8,6 +8,7 @@ import base64
 import io
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +19,10 @@ from bench.scenes import write_scenes
 from fastapi.testclient import TestClient
 
 import plait
+from plait.config import parse_config
+from plait.data.schema import resolve_config
 from plait.encoders import EncoderOutput
+from plait.errors import PlaitWarning
 from plait.fusion.base import FusedOutput
 from plait.heads import HEADS
 from plait.predictor import Predictor
@@ -305,6 +309,32 @@ def grounding_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, 
         verbose=False,
     )
     return predictor, folder, ground
+
+
+@pytest.mark.parametrize(
+    ("flip", "with_phrase", "warned"), [(True, True, True), (True, False, False), (False, True, False)]
+)
+def test_flipping_a_box_targets_image_beside_a_text_input_warns_once_at_schema_time(
+    tmp_path: Path, flip: bool, with_phrase: bool, warned: bool
+):
+    """horizontal_flip moves the boxes with the pixels but cannot rewrite "the 2nd from
+    the left": a one-line warning when the model also reads a text input."""
+    _, ground = scenes(tmp_path, 4, counts=(2, 3))
+    image = {**IMAGE, "preprocessing": {**IMAGE["preprocessing"], "horizontal_flip": flip}}
+    head = {"name": "grounding", "channels": 16, "levels": 2}
+    cfg = parse_config(config(1, head, [image, PHRASE] if with_phrase else [image]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resolve_config(ground if with_phrase else ground.drop(columns="phrase"), cfg, ["box"])
+    flips = [
+        str(w.message) for w in caught if issubclass(w.category, PlaitWarning) and "flip" in str(w.message)
+    ]
+    expected = (
+        "box target 'box': horizontal_flip mirrors image 'image' and its boxes but not the words of "
+        "phrase, so a phrase such as 'the 2nd from the left' then points at another object; leave "
+        "horizontal_flip out if the text names sides"
+    )
+    assert flips == ([expected] if warned else [])
 
 
 def test_a_trained_grounding_run_changes_its_box_when_only_the_phrase_changes(grounding_run):

@@ -211,6 +211,15 @@ def _box_image(out: OutputConfig, inputs: list[InputConfig]) -> OutputConfig:
             "them away: leave it out"
         )
     column.preprocessing["keep_aspect"] = False
+    texts = [i.name for i in inputs if i.type == "text"]
+    if column.preprocessing.get("horizontal_flip") and texts:
+        warnings.warn(
+            f"{out.type} target {out.name!r}: horizontal_flip mirrors image {name!r} and its boxes but "
+            f"not the words of {', '.join(texts)}, so a phrase such as 'the 2nd from the left' then "
+            "points at another object; leave horizontal_flip out if the text names sides",
+            PlaitWarning,
+            stacklevel=3,
+        )
     return out.model_copy(update={"preprocessing": {**out.preprocessing, "image": name}})
 
 
