@@ -25,6 +25,7 @@ from plait.encoders import EncoderOutput
 from plait.errors import PlaitWarning
 from plait.fusion.base import FusedOutput
 from plait.heads import HEADS
+from plait.heads.detection import Detections
 from plait.predictor import Predictor
 from plait.serve import ServeOptions, create_app
 from tests.test_cli import plait_in
@@ -424,6 +425,60 @@ def test_a_row_without_its_image_gets_no_detection_whatever_its_placeholder():
     nans = detections(float("nan"))
     assert (zeros[0, :, 4] >= 0).any()  # the row with its image: detections (no score threshold)
     assert (zeros[1, :, 4] == -1).all() and torch.equal(zeros, nans)
+
+
+# Candidate boxes of one 64×64 image, as FCOS's locations would propose them: (centre,
+# class, logit). Every box is 16×16 (an 8-pixel anchor, distances 1 anchor to each side).
+CANDIDATES = [
+    ((20, 20), 0, 4.0),  # the best
+    ((21, 20), 0, 3.0),  # a near copy of it, same class (IoU 0.88): a duplicate
+    ((44, 44), 1, 2.0),
+    ((44, 12), 1, 1.0),
+    ((12, 44), 1, 0.0),  # score sqrt(sigmoid(0)) ≈ 0.71
+]
+
+
+def detect_candidates(**settings: float) -> list[tuple[list[float], int]]:
+    """The detection head's output, through its own post-processing, on CANDIDATES:
+    [(box in pixels, class)] in the order it ranks them."""
+    head = HEADS.build(
+        "detection",
+        {"channels": 32, "levels": 1, **settings},
+        num_classes=2,
+        image_key="image",
+        feature_channels={"image": (8,)},
+        token_dims={"image": 16},
+    )
+    n = len(CANDIDATES) + 3  # three locations that find nothing
+    logits = torch.full((1, n, 2), -20.0)
+    centres = [(c, c) for c in (4.0, 36.0, 60.0)]
+    for i, ((x, y), label, logit) in enumerate(CANDIDATES):
+        logits[0, i, label] = logit
+        centres.insert(i, (x, y))
+    anchors = torch.tensor([[x - 4, y - 4, x + 4, y + 4] for x, y in centres], dtype=torch.float32)
+    outputs = {
+        "cls_logits": logits,
+        "bbox_regression": torch.ones(1, n, 4),  # in anchor sizes: 8 pixels to each side
+        "bbox_ctrness": torch.full((1, n, 1), 20.0),  # centredness ≈ 1
+    }
+    raw = Detections(outputs, [anchors], [n], (SIZE, SIZE), torch.tensor([True]))
+    found = head.activate(raw)[0]  # (detections_per_image, 6)
+    assert found.shape == (settings.get("detections_per_image", 100), 6)
+    kept = found[found[:, 4] >= 0]
+    assert (found[len(kept) :, 4] == -1).all()  # rows past the detections: none
+    return [([round(v * SIZE, 3) for v in row[:4].tolist()], int(row[4])) for row in kept]
+
+
+def box_at(x: int, y: int) -> list[float]:
+    return [x - 8.0, y - 8.0, x + 8.0, y + 8.0]
+
+
+def test_the_detection_heads_nms_and_detections_per_image_settings_apply():
+    best, duplicate, *others = [(box_at(*centre), label) for centre, label, _ in CANDIDATES]
+    assert detect_candidates() == [best, *others]  # NMS (IoU 0.6) drops the duplicate
+    assert detect_candidates(nms_threshold=0.95) == [best, duplicate, *others]  # 0.88 < 0.95: both kept
+    assert detect_candidates(detections_per_image=2) == [best, others[0]]  # the two best, in order
+    assert detect_candidates(score_threshold=0.8) == [best, *others[:2]]  # 0.71 falls below
 
 
 def test_export_refuses_a_detection_run_in_one_line(detection_run, tmp_path: Path):
