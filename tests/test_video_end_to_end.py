@@ -77,8 +77,15 @@ def test_robustness_explain_and_export(trained: Path):
     assert {c["condition"] for c in found["missing"]} == {"without clip", "without clip:audio"}
     noise = {(n["input"], n["corruption"]) for n in found["noise"]}
     assert {("clip", "dropped_frames"), ("clip", "gaussian_noise"), ("clip:audio", "white_noise")} <= noise
-    result = plait_in("explain", folder / "run", folder / "t.csv")
-    assert result.returncode == 0 and "clip:audio" in result.stdout and "video" in result.stdout
+    result = plait_in("explain", folder / "run", folder / "t.csv", "--json")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    # The clip and its sound track are two inputs, each of its own modality.
+    assert {(i["input"], i["modality"]) for i in found["inputs"]} == {
+        ("clip", "video"),
+        ("clip:audio", "audio"),
+    }
+    assert {m["modality"] for m in found["modalities"]} == {"video", "audio"}
     result = plait_in("export", folder / "run", "--format", "onnx", "--output", folder / "m.onnx")
     assert result.returncode == 2
     assert "cannot export: input 'clip' is read from video files" in result.stderr
@@ -102,6 +109,27 @@ def test_serving_a_clip(trained: Path):
             "/predict", json={"rows": [{"clip": {"base64": base64.b64encode(b"nope").decode()}}]}
         )
         assert bad.status_code == 422 and "not a readable video file" in bad.text
+
+
+def test_late_fusion_gives_the_clip_and_its_sound_track_a_head_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("PLAIT_CACHE_DIR", str(tmp_path / "cache"))
+    table = direction_table(tmp_path, rows=16)
+    predictor = plait.fit(
+        table,
+        label="direction",
+        config={**CONFIG, "fusion": "late"},
+        base_dir=tmp_path,
+        out=tmp_path / "run",
+        verbose=False,
+    )
+    assert list(predictor.model.heads["direction"].heads) == ["clip", "clip:audio"]
+    rows = table.iloc[:3].copy()
+    rows.loc[1, "clip"] = None  # no clip, so no sound track either: no head has an input
+    probs = predictor.predict(rows, base_dir=tmp_path).filter(like="direction_prob_").to_numpy()
+    assert np.allclose(probs.sum(1), 1, atol=1e-5) and np.allclose(probs[1], 0.25)
+    assert not np.allclose(probs[0], 0.25)
 
 
 @pytest.mark.slow  # another training

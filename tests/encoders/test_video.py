@@ -81,10 +81,11 @@ def test_a_temporal_head_learns_direction_that_a_mean_cannot(mode: str, learns: 
     assert (accuracy > 0.95) if learns else (accuracy < 0.65), accuracy
 
 
-@pytest.mark.parametrize("fusion", [n for n in FUSIONS.names() if n != "late"])  # late: per-input heads
+@pytest.mark.parametrize("fusion", FUSIONS.names())
 def test_every_fusion_takes_video_tokens_with_frames_and_clips_missing(fusion: str):
     """Video tokens (padded frames masked, one clip missing) beside a sound track missing
-    in another row: finite, and the missing clip's placeholder changes nothing."""
+    in another row: finite, and the missing clip's placeholder changes nothing (late
+    fusion included: it passes each input's pooled features to its per-input heads)."""
     torch.manual_seed(0)
     video = ENCODERS.build("video_cnn", {"channels": [4, 8], "out_dim": 16}).eval()
     sound = ENCODERS.build("audio_cnn1d", {"channels": [8], "out_dim": 8}, n_mels=8).eval()
