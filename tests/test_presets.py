@@ -43,6 +43,29 @@ def test_each_preset_chooses_the_encoders(frame, monkeypatch):
     assert PlaitConfig().preset == "medium"  # the default
 
 
+def test_medium_trains_the_candidates_where_the_table_has_numbers_or_categories(frame, monkeypatch):
+    monkeypatch.setattr(plait.presets, "missing_pretrained", lambda: ())
+    both = ["neural", "lightgbm", "linear"]
+    media = frame[["image", "caption", "colour"]]  # no numeric or category column
+    chosen = {
+        (preset, table): resolve_config(data, PlaitConfig(preset=preset), ["colour"]).candidates
+        for preset in ("fast", "medium", "best")
+        for table, data in (("with numbers", frame), ("media only", media))
+    }
+    assert chosen == {
+        ("fast", "with numbers"): ["neural"],
+        ("fast", "media only"): ["neural"],
+        ("medium", "with numbers"): both,
+        ("medium", "media only"): ["neural"],
+        ("best", "with numbers"): both,
+        ("best", "media only"): both,
+    }
+    listed = resolve_config(frame, PlaitConfig(preset="medium", candidates=["neural"]), ["colour"])
+    assert listed.candidates == ["neural"]  # the config's list wins over the preset's
+    cut = parse_config({"inputs": [{"name": "image"}, {"name": "caption"}]})
+    assert resolve_config(frame, cut, ["colour"]).candidates == ["neural"]  # only the listed inputs count
+
+
 def test_config_choices_win_over_the_preset(frame, monkeypatch):
     monkeypatch.setattr(plait.presets, "missing_pretrained", lambda: ())
     config = parse_config(

@@ -91,13 +91,20 @@ def test_bad_requests_are_one_line(tmp_path: Path):
 
 
 @pytest.mark.slow  # two trials and the final run with its candidates
-def test_preset_best_trains_the_best_settings_again_with_the_ensemble(tmp_path: Path):
-    """Trials train the network alone (the sampler judges the network); with --preset
-    best the best trial's settings are trained once more with LightGBM and the linear
-    probe, and that run, with its leaderboard, is --out."""
+@pytest.mark.parametrize("preset", ["best", "medium"])
+def test_a_preset_with_candidates_trains_the_best_settings_again_with_the_ensemble(
+    tmp_path: Path, preset: str
+):
+    """Trials train the network alone (the sampler judges the network); where the preset
+    trains candidates (best; medium on this table, which has numeric and category
+    columns) the best trial's settings are trained once more with LightGBM and the
+    linear probe, and that run, with its leaderboard, is --out."""
     table, config = tiny(tmp_path)
+    cfg = yaml.safe_load(config.read_text())
+    del cfg["candidates"]  # the preset's choice
+    config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "best"
-    args = ["tune", *tune_args(table, config, out), "--trials", "2", "--preset", "best"]
+    args = ["tune", *tune_args(table, config, out), "--trials", "2", "--preset", preset]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(out / "trials.csv")

@@ -7,7 +7,11 @@
             frame, MiniLM; dropout 0.5 on image and text features), and the
             from-scratch audio and tabular encoders. Falls back
             to `fast`, with a note, when `plait[pretrained]` is not installed.
-    best    `medium`, with a longer training budget (see plait.recipe).
+            On a table with numeric or category columns, LightGBM and a linear probe
+            are trained beside the network and weighted with it (plait.ensemble):
+            on such columns gradient-boosted trees are hard to beat.
+    best    `medium`, with a longer training budget (see plait.recipe), and the
+            candidates and their ensemble on every table they can serve.
 
 Precedence, highest first: an encoder named on the column, the config's per-modality
 `encoders:`, the preset, DEFAULT_ENCODERS.
@@ -16,6 +20,7 @@ Precedence, highest first: an encoder named on the column, the config's per-moda
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable
 from functools import cache
 
 from plait.config import DEFAULT_ENCODERS, Candidate, ComponentSpec
@@ -71,10 +76,20 @@ def default_encoders(preset: str, overrides: dict[str, ComponentSpec]) -> dict[s
     return specs
 
 
-def default_candidates(preset: str) -> list[Candidate]:
-    """The learners a preset trains (plait.ensemble): `best` weights LightGBM and a linear
-    probe beside the network; the others keep the network alone."""
-    return ["neural", "lightgbm", "linear"] if preset == "best" else ["neural"]
+# Input types a tree or a linear probe reads as they are (plait.ensemble.features).
+TABLE_TYPES = ("numeric", "category")
+CANDIDATES: list[Candidate] = ["neural", "lightgbm", "linear"]
+
+
+def default_candidates(preset: str, input_types: Iterable[str]) -> list[Candidate]:
+    """The learners a preset trains (plait.ensemble) for inputs of these types: `best`
+    weights LightGBM and a linear probe beside the network on every table, `medium` on a
+    table with numeric or category columns (a network on a few hundred rows of them
+    loses to trees: issue 18's 20-column table, QWK 0.156 against 0.315), `fast` keeps
+    the network alone."""
+    if preset == "best" or (preset == "medium" and any(t in TABLE_TYPES for t in input_types)):
+        return list(CANDIDATES)
+    return ["neural"]
 
 
 def needs_own_encoder(columns: list) -> bool:

@@ -494,9 +494,11 @@ def show_schema(
     console.print(table)
     tc = cfg.trainer
     limit = f", time limit {format_seconds(tc.time_limit)}" if tc.time_limit else ""
+    members = beside_network(cfg.candidates)
+    weighted = f"; the network weighted with {', '.join(members)} (plait leaderboard)" if members else ""
     console.print(
         f"preset: {cfg.preset}; fusion: {cfg.fusion.name}; up to {tc.epochs} epochs (early stopping "
         f"after {tc.patience} without improvement), {tc.val_fraction:.0%} of training rows for "
-        f"validation{limit}",
+        f"validation{limit}{weighted}",
         soft_wrap=True,
     )

@@ -2,8 +2,9 @@
 
 Each trial is a `plait train` of the same table and split, the network alone, with
 settings drawn by Optuna's TPE sampler: learning rate, weight decay, batch size, fusion
-and the dropout on frozen pretrained features. With `--preset best` the best settings
-are trained once more at the end with the candidates and their ensemble (plait.ensemble)
+and the dropout on frozen pretrained features. Where the preset trains candidates
+(`best`, or `medium` on a table with numeric or category columns) the best settings are
+trained once more at the end with the candidates and their ensemble (plait.ensemble)
 in the last quarter of the budget. A median
 pruner stops a trial whose validation loss after an epoch is worse than the median of
 earlier trials at that epoch, through a Lightning callback. The study lives in an SQLite
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,12 @@ import pandas as pd
 
 from plait.atomic import atomic_write_text
 from plait.config import PlaitConfig, apply_overrides, as_config
+from plait.data.schema import resolve_config
+from plait.data.table import read_table
 from plait.ensemble import beside_network
 from plait.errors import ConfigError, PlaitError
 from plait.output_paths import check_output_folder, table_inputs
-from plait.presets import PRETRAINED_ENCODERS, default_candidates
+from plait.presets import PRETRAINED_ENCODERS
 from plait.report import write_report
 from plait.resume import work_dir
 from plait.runfolder import staging
@@ -135,10 +139,11 @@ def tune(
         load_if_exists=True,
     )
 
-    # With --preset best (candidates "auto"), trials train the network alone and the best
-    # trial's settings are trained once more with the candidates and the ensemble, in the
-    # last FINAL_SHARE of the budget.
-    final = base.candidates == "auto" and bool(beside_network(default_candidates(base.preset)))
+    # Where the preset trains candidates (candidates "auto": best, or medium on a table with
+    # numeric or category columns), trials train the network alone and the best trial's
+    # settings are trained once more with the candidates and the ensemble, in the last
+    # FINAL_SHARE of the budget.
+    final = base.candidates == "auto" and _preset_trains_candidates(data, label, base)
     reserve = FINAL_SHARE * time_limit if final and time_limit is not None else 0.0
 
     def left() -> float | None:
@@ -217,6 +222,16 @@ def tune(
             f"with {study.best_params}"
         )
     return table
+
+
+def _preset_trains_candidates(data: str | Path, label: str | list[str] | None, base: PlaitConfig) -> bool:
+    """Whether `plait train` with `base` would train candidates beside the network on this
+    table: the preset's choice for its columns' types (plait.presets.default_candidates)."""
+    labels = [label] if isinstance(label, str) else list(label or [])
+    with warnings.catch_warnings():  # the trials' own runs give the schema's warnings
+        warnings.simplefilter("ignore")
+        resolved = resolve_config(read_table(data).frame, base, labels)
+    return bool(beside_network(resolved.candidates))
 
 
 def _plot(table: pd.DataFrame, path: Path) -> None:

@@ -14,7 +14,7 @@ import plait
 from plait import inference
 from plait.cli import app
 from plait.errors import ConfigError, RunFolderError
-from tests.conftest import make_table, tiny_config
+from tests.conftest import TINY_ENCODERS, make_table, tiny_config
 
 
 def signal_table(folder: Path, rows: int = 90) -> Path:
@@ -152,6 +152,23 @@ def test_bad_candidates_are_one_line(tmp_path: Path, candidates: str, columns: l
         len(result.stderr.strip().splitlines()) == 1 and pd.Series([result.stderr]).str.contains(match).all()
     )
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow  # five fold networks and bagged members: about 15 s
+def test_the_default_preset_weights_the_candidates_on_a_table_with_numbers(tmp_path: Path):
+    """No --candidates, no preset: `medium` on a table with a numeric column trains
+    LightGBM and the linear probe beside the network, and says so before training."""
+    table = signal_table(tmp_path, rows=60)
+    cfg = {"encoders": TINY_ENCODERS, "trainer": config(["neural"])["trainer"]}
+    (tmp_path / "c.yaml").write_text(json.dumps(cfg))
+    args = ["train", str(table), "--label", "colour", "--config", str(tmp_path / "c.yaml")]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    schema = " ".join(result.stderr.split())  # the schema and its summary line go to stderr
+    assert "preset: medium;" in schema
+    assert "the network weighted with lightgbm, linear (plait leaderboard)" in schema
+    board = plait.leaderboard(tmp_path / "run")
+    assert set(board["candidate"]) == {"neural", "lightgbm", "linear", "ensemble"}
 
 
 def test_a_text_target_leaves_the_candidates_out_unless_asked(tmp_path: Path):

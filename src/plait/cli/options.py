@@ -49,7 +49,8 @@ Candidates = Annotated[
     str | None,
     typer.Option(
         help="Learners to train and weight into one ensemble, comma-separated: neural, lightgbm, "
-        "linear (default: all three with --preset best, else neural). See plait leaderboard RUN."
+        "linear (default: all three with --preset best, and with medium on a table with numeric or "
+        "category columns; else neural). See plait leaderboard RUN."
     ),
 ]
 FusionName = Annotated[

@@ -148,7 +148,7 @@ def resolve_config(
         warnings.warn(note, PlaitWarning, stacklevel=2)
     config.preset = preset  # the one that applies here
     if config.candidates == "auto":
-        config.candidates = default_candidates(preset)
+        config.candidates = default_candidates(preset, [i.type for i in inputs])
     used = {i.name for i in inputs} | set(labels)
     if config.split_column is None:
         config.split_column = next((n for n, t in final.items() if t == "split" and n not in used), None)
