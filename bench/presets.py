@@ -54,7 +54,8 @@ def candidates_alone(run: Path, split: Split) -> dict[str, float]:
     frame = pd.read_csv(split.table) if split.table.suffix == ".csv" else pd.read_parquet(split.table)
     test = frame[frame["split"].astype(str).str.lower() == "test"]
     chosen = ensemble.weights
-    names = ["neural", *dict.fromkeys(n for members in ensemble.members.values() for n in members)]
+    flat = (n for members in ensemble.members.values() for n in members)
+    names = ["neural", *ensemble.networks, *dict.fromkeys(flat)]
     scores = {}
     for name in names:
         ensemble.weights = {t: {name: 1.0} for t in chosen}

@@ -54,5 +54,8 @@ def test_cv_trains_the_candidates_it_is_given(tmp_path: Path):
         weights = json.loads((tmp_path / "cv" / f"fold-{k}" / "ensemble.json").read_text())["weights"]
         assert set(weights["colour"]) <= {"neural", "linear"} and weights["colour"]
     bad = CliRunner().invoke(app, [*args, "--candidates", "xgboost", "--out", str(tmp_path / "bad")])
-    assert bad.exit_code == 2 and "Input should be 'neural', 'lightgbm' or 'linear'" in bad.stderr
+    assert (
+        bad.exit_code == 2
+        and "Input should be 'neural', 'lightgbm', 'linear' or 'neural_attention'" in bad.stderr
+    )
     assert not (tmp_path / "bad").exists()

@@ -45,7 +45,7 @@ def test_each_preset_chooses_the_encoders(frame, monkeypatch):
 
 def test_medium_trains_the_candidates_where_the_table_has_numbers_or_categories(frame, monkeypatch):
     monkeypatch.setattr(plait.presets, "missing_pretrained", lambda: ())
-    both = ["neural", "lightgbm", "linear"]
+    both, best = ["neural", "lightgbm", "linear"], ["neural", "lightgbm", "linear", "neural_attention"]
     media = frame[["image", "caption", "colour"]]  # no numeric or category column
     chosen = {
         (preset, table): resolve_config(data, PlaitConfig(preset=preset), ["colour"]).candidates
@@ -57,8 +57,8 @@ def test_medium_trains_the_candidates_where_the_table_has_numbers_or_categories(
         ("fast", "media only"): ["neural"],
         ("medium", "with numbers"): both,
         ("medium", "media only"): ["neural"],
-        ("best", "with numbers"): both,
-        ("best", "media only"): both,
+        ("best", "with numbers"): best,  # and a second network, with the attention fusion
+        ("best", "media only"): best,
     }
     listed = resolve_config(frame, PlaitConfig(preset="medium", candidates=["neural"]), ["colour"])
     assert listed.candidates == ["neural"]  # the config's list wins over the preset's

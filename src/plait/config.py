@@ -133,7 +133,7 @@ class OutputConfig(_Strict):
     preprocessing: dict[str, Any] = Field(default_factory=dict)
 
 
-Candidate = Literal["neural", "lightgbm", "linear"]  # plait.ensemble
+Candidate = Literal["neural", "lightgbm", "linear", "neural_attention"]  # plait.ensemble
 Modality = Literal["image", "audio", "text", "numeric", "category", "tabular", "video"]
 Auto = Literal["auto"]  # set from the data by plait.recipe; config.yaml records the number
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +20,7 @@ from safetensors.torch import load_model
 from torch import Tensor
 
 from plait.build import build_model
-from plait.config import ResolvedConfig, apply_overrides
+from plait.config import ComponentSpec, ResolvedConfig, apply_overrides
 from plait.data.collate import Batch
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
@@ -92,11 +93,16 @@ def load_run(run_dir: str | Path, on_bad_row: str | None = None) -> Run:
             f"{str(err).splitlines()[0][:200]}"
         ) from None
     verify_checksum(run_dir, "model.safetensors")  # same shapes, other values
-    return Run(config, processors, targets, model, run_dir, load_ensemble(run_dir, processors, targets))
+    return Run(
+        config, processors, targets, model, run_dir, load_ensemble(run_dir, config, processors, targets)
+    )
 
 
 def load_ensemble(
-    run_dir: Path, processors: dict[str, InputProcessor], targets: dict[str, TargetProcessor]
+    run_dir: Path,
+    config: ResolvedConfig,
+    processors: dict[str, InputProcessor],
+    targets: dict[str, TargetProcessor],
 ) -> Ensemble | None:
     """The run's ensemble (None: the network alone); a damaged one is a RunFolderError."""
     path = run_dir / ENSEMBLE_FILE
@@ -106,7 +112,7 @@ def load_ensemble(
     for member in sorted((run_dir / "members").glob("*")):
         verify_checksum(run_dir, member.relative_to(run_dir).as_posix())
     try:
-        return Ensemble.load(run_dir, processors, targets)
+        return Ensemble.load(run_dir, processors, targets, partial(_with_fusion, config, processors, targets))
     except ConfigError as err:  # LightGBM not installed
         raise RunFolderError(f"{path}: {err}") from None
     except (
@@ -118,6 +124,17 @@ def load_ensemble(
         raise RunFolderError(
             f"{path} or a member it names is damaged: {' '.join(str(err).split())[:200]}"
         ) from None
+
+
+def _with_fusion(
+    config: ResolvedConfig,
+    processors: dict[str, InputProcessor],
+    targets: dict[str, TargetProcessor],
+    fusion: dict,
+) -> MultimodalModel:
+    """The run's network built with another fusion (an ensemble's second network), untrained."""
+    other = config.model_copy(update={"fusion": ComponentSpec.model_validate(fusion)})
+    return build_model(other, processors, targets)
 
 
 def is_stream(data: Data) -> bool:

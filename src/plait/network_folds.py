@@ -18,19 +18,21 @@ import time
 import warnings
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
+from functools import partial
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from plait.config import ResolvedConfig, TrainerConfig
+from plait.config import ComponentSpec, ResolvedConfig, TrainerConfig
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
 from plait.data.processors import TargetProcessor
 from plait.ensemble.bagging import FOLDS, fold_rows
 from plait.ensemble.members import TASKS
+from plait.ensemble.networks import SECOND_FUSIONS, NetworkCandidate
+from plait.model import MultimodalModel
 from plait.resume import SafeCheckpointIO
 from plait.safe_load import load_checkpoint
 from plait.system import MultimodalSystem
@@ -63,60 +65,78 @@ def out_of_fold(
     ends a fold first: partial predictions would judge the network on some rows only."""
     labels, kind = stratify
     out: dict[str, np.ndarray] = {}
-    with tempfile.TemporaryDirectory(prefix="plait-folds-") as work:
-        for k, held in enumerate(fold_rows(labels, kind, folds, seed)):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            rest = np.setdiff1d(np.arange(train.n_rows), held)
-            fitted, judged = _rows(train, rest, training=True), _rows(train, held, training=False)
-            system = build(len(held))
-            checkpoint = ModelCheckpoint(
-                dirpath=Path(work) / str(k),
-                monitor=system.monitor,
-                mode=system.monitor_mode,
-                save_weights_only=True,
-            )
-            early = EarlyStopping(
-                system.monitor, patience=tc.patience, min_delta=tc.min_delta, mode=system.monitor_mode
-            )
-            trainer = L.Trainer(
-                accelerator=tc.accelerator,
-                devices=1,  # one process: the main training's devices may be several
-                precision=tc.precision,
-                max_epochs=tc.epochs,
-                max_time=timedelta(seconds=left),
-                gradient_clip_val=tc.gradient_clip,
-                callbacks=[checkpoint, early],
-                plugins=[SafeCheckpointIO()],
-                logger=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
-                default_root_dir=work,
-            )
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", ".*does not have many workers.*")
-                warnings.filterwarnings("ignore", r".*module\(s\) in eval mode.*")
-                trainer.fit(
-                    system,
-                    make_loader(fitted, tc.batch_size, shuffle=True, seed=seed + k, resumable=False),
-                    make_loader(judged, tc.eval_batch_size, shuffle=False),
-                )
-            if time.monotonic() > deadline:
-                return None  # stopped by the time, not by its validation rows
-            if checkpoint.best_model_path:
-                system.load_state_dict(load_checkpoint(checkpoint.best_model_path)["state_dict"])
-            model = system.model.cpu().eval()
-            parts: dict[str, list[np.ndarray]] = {}
-            with torch.inference_mode():
-                for batch in make_loader(judged, tc.eval_batch_size, shuffle=False):
-                    for target, pred in model.predict(batch.inputs, batch.present).items():
-                        parts.setdefault(target, []).append(pred.double().numpy())
-            for target, chunks in parts.items():
-                pred = np.concatenate(chunks)  # (len(held),) or (len(held), C), in held's order
-                out.setdefault(target, np.zeros((train.n_rows, *pred.shape[1:])))[held] = pred
+    for k, held in enumerate(fold_rows(labels, kind, folds, seed)):
+        if time.monotonic() >= deadline:
+            return None  # not even built: the budget is spent
+        rest = np.setdiff1d(np.arange(train.n_rows), held)
+        fitted, judged = _rows(train, rest, training=True), _rows(train, held, training=False)
+        model = fit_network(build(len(held)), fitted, judged, tc, seed + k, deadline)
+        if model is None:
+            return None
+        for target, pred in predict_rows(model, judged, tc).items():  # in held's order
+            out.setdefault(target, np.zeros((train.n_rows, *pred.shape[1:])))[held] = pred
     return out
+
+
+def fit_network(
+    system: MultimodalSystem,
+    fitted: TableDataset,
+    judged: TableDataset,
+    tc: TrainerConfig,
+    seed: int,
+    deadline: float,
+) -> MultimodalModel | None:
+    """`system` trained on `fitted` and early-stopped on `judged`, with its best epoch's
+    weights, in eval mode on the CPU; None when `deadline` (time.monotonic) ends it
+    first: a network stopped by the clock is not judged."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    with tempfile.TemporaryDirectory(prefix="plait-network-") as work:
+        checkpoint = ModelCheckpoint(
+            dirpath=work, monitor=system.monitor, mode=system.monitor_mode, save_weights_only=True
+        )
+        early = EarlyStopping(
+            system.monitor, patience=tc.patience, min_delta=tc.min_delta, mode=system.monitor_mode
+        )
+        trainer = L.Trainer(
+            accelerator=tc.accelerator,
+            devices=1,  # one process: the main training's devices may be several
+            precision=tc.precision,
+            max_epochs=tc.epochs,
+            max_time=timedelta(seconds=left),
+            gradient_clip_val=tc.gradient_clip,
+            callbacks=[checkpoint, early],
+            plugins=[SafeCheckpointIO()],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=work,
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", r".*module\(s\) in eval mode.*")
+            trainer.fit(
+                system,
+                make_loader(fitted, tc.batch_size, shuffle=True, seed=seed, resumable=False),
+                make_loader(judged, tc.eval_batch_size, shuffle=False),
+            )
+        if time.monotonic() > deadline:
+            return None  # stopped by the time, not by its validation rows
+        if checkpoint.best_model_path:
+            system.load_state_dict(load_checkpoint(checkpoint.best_model_path)["state_dict"])
+    return system.model.cpu().eval().to(memory_format=torch.contiguous_format)
+
+
+def predict_rows(model: MultimodalModel, rows: TableDataset, tc: TrainerConfig) -> dict[str, np.ndarray]:
+    """Target → `model`'s activated predictions of `rows`, in their order ((N,) or (N, C))."""
+    parts: dict[str, list[np.ndarray]] = {}
+    with torch.inference_mode():
+        for batch in make_loader(rows, tc.eval_batch_size, shuffle=False):
+            for target, pred in model.predict(batch.inputs, batch.present).items():
+                parts.setdefault(target, []).append(pred.double().numpy())
+    return {target: np.concatenate(chunks) for target, chunks in parts.items()}
 
 
 def network_oof(
@@ -144,6 +164,56 @@ def network_oof(
     stratify = next((t for t, p in targets.items() if p.kind in TASKS), next(iter(targets)))
     labels = (train.target_values(stratify).double().numpy(), targets[stratify].kind)
     return out_of_fold(build, train, labels, cfg.trainer, cfg.seed, until)
+
+
+def network_candidates(
+    names: list[str],
+    cfg: ResolvedConfig,
+    build: Callable[[ResolvedConfig, int], MultimodalSystem],
+    targets: dict[str, TargetProcessor],
+    datasets: dict[str, TableDataset],
+    train_seconds: float,
+    deadline: float | None,
+    with_oof: bool,
+) -> dict[str, NetworkCandidate]:
+    """Each network candidate in `names` (SECOND_FUSIONS) that fits the budget: trained
+    on the training rows and early-stopped on the validation rows like the run's network
+    (`build(cfg, val_rows)` gives a fresh system), and, when `with_oof` (the run's
+    network has out-of-fold predictions), its fold networks too: a candidate honest on
+    fewer rows than the others would move the selection back to the validation rows.
+    It is left out when it would not fit (with a limit, FOLDS_SHARE of what is left;
+    without one, its fold networks under FOLDS_UNLIMITED_SECONDS)."""
+    out: dict[str, NetworkCandidate] = {}
+    tc = cfg.trainer
+    for name in (n for n in names if n in SECOND_FUSIONS):
+        estimate = train_seconds + (fold_estimate(train_seconds) if with_oof else 0.0)
+        now = time.monotonic()
+        if deadline is None:
+            if with_oof and fold_estimate(train_seconds) > FOLDS_UNLIMITED_SECONDS:
+                continue
+            until = now + 2 * (estimate + FOLDS_UNLIMITED_SECONDS)  # a bound: early stopping ends it
+        else:
+            if estimate > FOLDS_SHARE * (deadline - now):
+                continue
+            until = now + FOLDS_SHARE * (deadline - now)
+        other = cfg.model_copy(update={"fusion": ComponentSpec(name=SECOND_FUSIONS[name])})
+        start = time.perf_counter()
+        model = fit_network(
+            build(other, datasets["val"].n_rows), datasets["train"], datasets["val"], tc, cfg.seed, until
+        )
+        if model is None:
+            continue
+        oof = None
+        if with_oof:
+            stratify = next((t for t, p in targets.items() if p.kind in TASKS), next(iter(targets)))
+            labels = (datasets["train"].target_values(stratify).double().numpy(), targets[stratify].kind)
+            oof = out_of_fold(partial(build, other), datasets["train"], labels, tc, cfg.seed, until)
+            if oof is None:
+                continue
+        val = predict_rows(model, datasets["val"], tc)
+        fusion = other.fusion.model_dump()
+        out[name] = NetworkCandidate(fusion, model, val, oof, time.perf_counter() - start)
+    return out
 
 
 def _rows(dataset: TableDataset, rows: np.ndarray, training: bool) -> TableDataset:

@@ -11,7 +11,8 @@
             are trained beside the network and weighted with it (plait.ensemble):
             on such columns gradient-boosted trees are hard to beat.
     best    `medium`, with a longer training budget (see plait.recipe), and the
-            candidates and their ensemble on every table they can serve.
+            candidates and their ensemble on every table they can serve, a second
+            network with the attention fusion among them.
 
 Precedence, highest first: an encoder named on the column, the config's per-modality
 `encoders:`, the preset, DEFAULT_ENCODERS.
@@ -79,6 +80,8 @@ def default_encoders(preset: str, overrides: dict[str, ComponentSpec]) -> dict[s
 # Input types a tree or a linear probe reads as they are (plait.ensemble.features).
 TABLE_TYPES = ("numeric", "category")
 CANDIDATES: list[Candidate] = ["neural", "lightgbm", "linear"]
+# `best` also trains the network again with the attention fusion (plait.ensemble.networks).
+BEST_CANDIDATES: list[Candidate] = [*CANDIDATES, "neural_attention"]
 
 
 def default_candidates(preset: str, input_types: Iterable[str]) -> list[Candidate]:
@@ -86,8 +89,10 @@ def default_candidates(preset: str, input_types: Iterable[str]) -> list[Candidat
     weights LightGBM and a linear probe beside the network on every table, `medium` on a
     table with numeric or category columns (a network on a few hundred rows of them
     loses to trees: issue 18's 20-column table, QWK 0.156 against 0.315), `fast` keeps
-    the network alone."""
-    if preset == "best" or (preset == "medium" and any(t in TABLE_TYPES for t in input_types)):
+    the network alone. `best` adds a second network with the attention fusion."""
+    if preset == "best":
+        return list(BEST_CANDIDATES)
+    if preset == "medium" and any(t in TABLE_TYPES for t in input_types):
         return list(CANDIDATES)
     return ["neural"]
 

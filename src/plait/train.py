@@ -55,11 +55,11 @@ from plait.data.streaming import (
 )
 from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
-from plait.ensemble import NEURAL, beside_network, fit_ensemble, servable
+from plait.ensemble import NEURAL, beside_network, fit_ensemble, second_networks, servable
 from plait.errors import ConfigError, DataError, PlaitError
 from plait.evaluation.thresholds import tune_thresholds
 from plait.inference import outputs
-from plait.network_folds import network_oof
+from plait.network_folds import network_candidates, network_oof
 from plait.output_paths import check_output_folder, table_inputs
 from plait.predictor import Predictor
 from plait.report import save_training_report
@@ -155,7 +155,9 @@ def fit(
         processors, targets, datasets = table_datasets(cfg, frame, table.base_dir)
         shown = f"{len(frame)} rows"
     verbose = verbose and rank == 0  # one process speaks for a DDP run
-    cfg.candidates = servable(cfg.candidates, processors, targets, shards is not None, chosen_candidates)
+    cfg.candidates = servable(
+        cfg.candidates, processors, targets, shards is not None, chosen_candidates, cfg.fusion.name
+    )
     if not all(ds.n_rows for ds in datasets.values()):
         raise DataError("no rows left to train or validate on after skipping bad rows")
     # Rank 0 alone writes the run: it fingerprints the data and, resuming, checks the
@@ -344,14 +346,34 @@ def _train(
     if beside_network(cfg.candidates):  # in-memory tables only (servable)
         loaders = {p: make_loader(datasets[p], tc.eval_batch_size, shuffle=False) for p in ("train", "val")}
         deadline = run.budget.members_deadline()
-        neural_oof = None
+        neural_oof, networks = None, {}
         if NEURAL in cfg.candidates and processes == 1:
             build = partial(build_system, cfg, processors, targets)
             neural_oof = network_oof(build, cfg, targets, datasets["train"], train_seconds, deadline)
+        if second_networks(cfg.candidates) and processes == 1:
+            networks = network_candidates(
+                second_networks(cfg.candidates),
+                cfg,
+                lambda other, val_rows: build_system(other, processors, targets, val_rows),
+                targets,
+                datasets,  # type: ignore[arg-type]  # in-memory tables only (servable)
+                train_seconds,
+                deadline,
+                with_oof=neural_oof is not None,
+            )
         # With no limit, bagging a member may take as long as the network took, or a minute.
         bag_seconds = max(60.0, train_seconds)
         ensemble = fit_ensemble(
-            cfg.candidates, processors, targets, loaders, model, cfg.seed, deadline, bag_seconds, neural_oof
+            cfg.candidates,
+            processors,
+            targets,
+            loaders,
+            model,
+            cfg.seed,
+            deadline,
+            bag_seconds,
+            neural_oof,
+            networks,
         )
         ensemble.save(folder)
     predictor = Predictor(cfg, processors, targets, model, ensemble=ensemble)

@@ -130,7 +130,11 @@ def test_a_run_of_the_network_alone_has_no_leaderboard(tmp_path: Path):
 @pytest.mark.parametrize(
     ("candidates", "columns", "match"),
     [
-        ("neural,xgboost", None, r"candidates.1: Input should be 'neural', 'lightgbm' or 'linear'"),
+        (
+            "neural,xgboost",
+            None,
+            r"candidates.1: Input should be 'neural', 'lightgbm', 'linear' or 'neural_attention'",
+        ),
         (
             "lightgbm",
             ["image", "caption"],

@@ -3,6 +3,7 @@
 features.py   a batch's vector inputs as one flat table (NaN where missing)
 members.py    LightGBM and a linear probe on that table; saved without pickle
 selection.py  greedy ensemble selection with replacement (Caruana 2004)
+networks.py   second networks: the run's network with another fusion, saved as safetensors
 ensemble.py   fit the candidates, weight them, combine their predictions; save, load
 """
 
@@ -13,6 +14,7 @@ from plait.ensemble.ensemble import (
     check_candidates,
     fit_ensemble,
     read_leaderboard,
+    second_networks,
     servable,
 )
 
@@ -23,5 +25,6 @@ __all__ = [
     "check_candidates",
     "fit_ensemble",
     "read_leaderboard",
+    "second_networks",
     "servable",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,13 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
 from plait.config import Candidate
 from plait.data.processors import InputProcessor, TargetProcessor
 from plait.ensemble.bagging import FOLDS, BaggedMember, fit_bagged
 from plait.ensemble.features import FlatLayout, Projection, flat_features, flat_layout
 from plait.ensemble.members import TASKS, LightGBMMember, LinearMember, Member
+from plait.ensemble.networks import SECOND_FUSIONS, NetworkCandidate, NetworkMember
 from plait.ensemble.selection import bagged_weights, log_loss
 from plait.errors import ConfigError, RunFolderError
 from plait.evaluation.metrics import PRIMARY_METRIC, TaskMetrics
@@ -53,6 +54,7 @@ class Ensemble:
     members: dict[str, dict[str, Fitted]]  # target → candidate → fitted member (weighted or not)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     projection: Projection = field(default_factory=lambda: Projection({}, {}))
+    networks: dict[str, NetworkMember] = field(default_factory=dict)  # candidate → second network
 
     def combine(
         self, neural: dict[str, Tensor], inputs: dict[str, Tensor], present: dict[str, Tensor]
@@ -61,15 +63,25 @@ class Ensemble:
         in: probabilities (B, C) or (B,), or values (B,) in the label's units."""
         if not self.uses_members():
             return neural
-        x, _ = self.projection.apply(
-            self.layout, flat_features(self.layout, self.processors, inputs, present)
-        )
+        flat: np.ndarray | None = None  # the flat table, built once if a flat member is weighted
+        second: dict[str, dict[str, Tensor]] = {}  # a second network's outputs, run once
         out = dict(neural)
         for target, weights in self.weights.items():
             total = weights.get(NEURAL, 0.0) * neural[target].double().cpu().numpy()
             for name, weight in weights.items():
-                if name != NEURAL:
-                    total = total + weight * self.members[target][name].predict(x)
+                if name == NEURAL:
+                    continue
+                if name in self.networks:
+                    if name not in second:
+                        with torch.inference_mode():
+                            second[name] = self.networks[name].predict(inputs, present)
+                    pred = second[name][target].double().cpu().numpy()
+                else:
+                    if flat is None:
+                        features = flat_features(self.layout, self.processors, inputs, present)
+                        flat, _ = self.projection.apply(self.layout, features)
+                    pred = self.members[target][name].predict(flat)
+                total = total + weight * pred
             out[target] = torch.from_numpy(np.asarray(total)).to(neural[target].dtype)
         return out
 
@@ -94,6 +106,13 @@ class Ensemble:
                     member.save(folder / f"{stem}{SUFFIX[name]}")
                     files.setdefault(target, {})[name] = f"{stem}{SUFFIX[name]}"
         info: dict[str, Any] = {"weights": self.weights, "files": files, "leaderboard": self.leaderboard}
+        if self.networks:
+            (folder / "members").mkdir(exist_ok=True)
+            info["networks"] = {}
+            for name, network in self.networks.items():
+                path = f"members/{name}.safetensors"
+                network.save(folder / path)
+                info["networks"][name] = {"fusion": network.fusion, "file": path}
         if self.projection.basis:  # arrays by input position: an input's key may hold any character
             order = list(self.layout.inputs)
             arrays = {
@@ -109,8 +128,14 @@ class Ensemble:
 
     @classmethod
     def load(
-        cls, folder: Path, processors: dict[str, InputProcessor], targets: dict[str, TargetProcessor]
+        cls,
+        folder: Path,
+        processors: dict[str, InputProcessor],
+        targets: dict[str, TargetProcessor],
+        build_network: Callable[[dict[str, Any]], nn.Module],
     ) -> Ensemble:
+        """`build_network(fusion)`: the run's network with that fusion, untrained (for
+        second networks)."""
         info = json.loads((folder / FILE).read_text())
 
         def member(name: str, path: str | list[str], kind: str) -> Fitted:
@@ -130,7 +155,11 @@ class Ensemble:
             for name, array in arrays.items():
                 part, index = name.split(".")
                 getattr(projection, part)[order[int(index)]] = array
-        return cls(layout, processors, info["weights"], members, info["leaderboard"], projection)
+        networks = {
+            name: NetworkMember.load(entry["fusion"], folder / entry["file"], build_network)
+            for name, entry in info.get("networks", {}).items()
+        }
+        return cls(layout, processors, info["weights"], members, info["leaderboard"], projection, networks)
 
 
 def check_candidates(
@@ -141,7 +170,8 @@ def check_candidates(
     wanted = [c for c in candidates if c != NEURAL]
     if not wanted:
         return
-    if not flat_layout(processors).width:
+    if any(c in MEMBER_TYPES for c in wanted) and not flat_layout(processors).width:
+        wanted = [c for c in wanted if c in MEMBER_TYPES]
         raise ConfigError(
             f"candidate {wanted[0]} reads numeric and category columns and frozen pretrained features "
             "(preset medium or best), and this run has none; drop it from --candidates"
@@ -159,17 +189,31 @@ def beside_network(candidates: Iterable[str]) -> list[str]:
     return [c for c in candidates if c != NEURAL]
 
 
+def second_networks(candidates: Iterable[str]) -> list[str]:
+    """The candidates that are the run's network with another fusion (networks.py)."""
+    return [c for c in candidates if c in SECOND_FUSIONS]
+
+
 def servable(
     candidates: list[Candidate],
     processors: dict[str, InputProcessor],
     targets: dict[str, TargetProcessor],
     streamed: bool,
     chosen: bool,
+    fusion: str = "concat",
 ) -> list[Candidate]:
     """The candidates this run can train. One the user listed (`chosen`) that cannot
-    serve it is a one-line ConfigError; a preset's (best) is dropped, leaving the network."""
+    serve it is a one-line ConfigError; a preset's is dropped (all of them, leaving the
+    network, or a second network whose fusion is already the run's `fusion`)."""
     if not beside_network(candidates):
         return candidates
+    same = [c for c in second_networks(candidates) if SECOND_FUSIONS[c] == fusion]
+    if same and chosen:
+        raise ConfigError(
+            f"candidate {same[0]} trains the network again with the {fusion} fusion, which the "
+            "run's network already uses; drop it from --candidates or choose another --fusion"
+        )
+    candidates = [c for c in candidates if c not in same]
     try:
         if streamed:
             raise ConfigError(
@@ -194,6 +238,7 @@ def fit_ensemble(
     deadline: float | None,
     bag_seconds: float = 60.0,
     neural_oof: dict[str, np.ndarray] | None = None,
+    networks: dict[str, NetworkCandidate] | None = None,
 ) -> Ensemble:
     """Fit every candidate but the network on the "train" batches, score all on "val",
     and weight them per target by greedy selection (the network included when it is a
@@ -204,7 +249,10 @@ def fit_ensemble(
     together, and scored on the validation rows by its out-of-fold predictions. When
     every member is bagged and `neural_oof` holds the network's out-of-fold predictions
     of the training rows (plait.network_folds), the weights are chosen on the training
-    and validation rows together rather than on the validation rows alone."""
+    and validation rows together rather than on the validation rows alone. `networks`:
+    second networks already trained (plait.network_folds.network_candidates), weighted
+    like the others."""
+    networks = networks or {}
     layout = flat_layout(processors)
     x_train, y_train, _ = _collect(layout, processors, batches["train"], None)
     x_val, y_val, neural_val = _collect(layout, processors, batches["val"], neural_model)
@@ -231,7 +279,13 @@ def fit_ensemble(
             if neural_oof is not None:
                 oof[NEURAL] = np.concatenate([neural_oof[target], neural_val[target]])
                 rows[NEURAL] = _oof_row(kind, classes, oof[NEURAL], y_all)
-        for name in (c for c in candidates if c != NEURAL):
+        for name, network in networks.items():
+            preds[name] = network.val[target]
+            rows[name] = {"fit_seconds": round(network.fit_seconds, 2)}
+            if network.oof is not None:
+                oof[name] = np.concatenate([network.oof[target], network.val[target]])
+                rows[name].update(_oof_row(kind, classes, oof[name], y_all))
+        for name in (c for c in candidates if c in MEMBER_TYPES):
             if deadline is not None and time.monotonic() > deadline:
                 break  # the budget is spent: the rest are left out (and the leaderboard says so)
 
@@ -285,7 +339,8 @@ def fit_ensemble(
             mixed = sum(w * oof[n] for n, w in chosen.items())
             row.update(_oof_row(kind, classes, mixed, y_all))
         board.append(row)
-    return Ensemble(layout, processors, weights, members, board, projection)
+    kept = {name: NetworkMember(n.fusion, n.model) for name, n in networks.items()}
+    return Ensemble(layout, processors, weights, members, board, projection, kept)
 
 
 def _oof_row(kind: str, classes: int, oof: np.ndarray, y: np.ndarray) -> dict[str, Any]:

@@ -84,7 +84,8 @@ class Projection:
             categorical += [start + i - span.start for i in layout.categorical if span.start <= i < span.stop]
             parts.append(part)
             start += part.shape[1]
-        return np.concatenate(parts, axis=1), categorical
+        rows = len(x)
+        return (np.concatenate(parts, axis=1) if parts else np.zeros((rows, 0), np.float32)), categorical
 
 
 def flat_layout(processors: dict[str, InputProcessor]) -> FlatLayout:
@@ -138,4 +139,6 @@ def flat_features(
                 values[values[:, 2 * i + 1] > 0.5, 2 * i] = np.nan
         values[~present[key].cpu().numpy().astype(bool)] = np.nan
         parts.append(values)
-    return np.concatenate(parts, axis=1) if parts else np.zeros((0, 0), np.float32)
+    if not parts:  # no flat input (a run whose only other candidates are networks): (B, 0)
+        return np.zeros((len(next(iter(present.values()), [])), 0), np.float32)
+    return np.concatenate(parts, axis=1)
