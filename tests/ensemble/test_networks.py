@@ -116,3 +116,27 @@ def test_a_second_network_of_the_runs_own_fusion_is_one_line(tmp_path: Path):
         "run's network already uses; drop it from --candidates or choose another --fusion"
     )
     assert not (tmp_path / "r").exists()
+
+
+def test_preset_best_keeps_its_second_network_where_the_flat_members_cannot_serve(tmp_path: Path):
+    """Images and texts learned from scratch give LightGBM and the probe nothing to read;
+    best drops them and keeps the second network, which reads the batch itself."""
+    from plait.data.prepare import table_datasets
+    from plait.data.schema import resolve_config
+    from plait.data.table import read_table
+    from plait.ensemble import servable
+
+    table = signal_table(tmp_path, rows=30)
+    cfg = config(["neural"])
+    del cfg["candidates"]
+    cfg["inputs"] = [i for i in cfg["inputs"] if i["name"] in ("image", "caption")]
+    resolved = resolve_config(
+        read_table(table).frame, plait.config.parse_config({**cfg, "preset": "best"}), ["colour"]
+    )
+    assert resolved.candidates == ["neural", "lightgbm", "linear", "neural_attention"]
+    processors, targets, _ = table_datasets(resolved, read_table(table).frame, table.parent)
+    assert servable(resolved.candidates, processors, targets, False, False, "concat") == [
+        "neural",
+        "neural_attention",
+    ]
+    assert servable(resolved.candidates, processors, targets, False, False, "attention") == ["neural"]

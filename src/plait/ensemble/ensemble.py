@@ -224,7 +224,11 @@ def servable(
     except ConfigError:
         if chosen:
             raise
-        return [NEURAL]
+        # A preset's second networks need no flat columns: kept where the targets allow.
+        networks = [c for c in candidates if c not in MEMBER_TYPES]
+        if streamed or networks == candidates:
+            return [NEURAL]
+        return servable(networks, processors, targets, streamed, chosen, fusion)
     return candidates
 
 
