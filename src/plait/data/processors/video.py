@@ -29,6 +29,8 @@ MAX_PIXELS = 10_000_000
 # Longer clips are refused (from the header, and again while decoding): every frame
 # of a clip is decoded to reach the sampled ones, so time grows with the length.
 MAX_SECONDS = 600.0
+# Frames of at least this many pixels are decoded with frame threads (PyAV AUTO).
+FRAME_THREADS_PIXELS = 320 * 240
 
 
 class _Refused(Exception):
@@ -160,7 +162,10 @@ class VideoProcessor(InputProcessor):
         last = max(needed)
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            # Frame threads cost more to start than a small clip takes to decode: 64×64
+            # clips decoded in 58 ms each with AUTO, 19 ms with SLICE; 640×360 ones in
+            # 1.9 s with AUTO, 2.7 s with SLICE (bench/video_decoders.py, 2026-12-07).
+            stream.thread_type = "AUTO" if width * height >= FRAME_THREADS_PIXELS else "SLICE"
             for number, frame in enumerate(container.decode(stream)):
                 if frame.width * frame.height > self.max_pixels:  # a size change mid-stream
                     raise _Refused(self._too_large(frame.width, frame.height))
