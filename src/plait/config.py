@@ -253,8 +253,9 @@ class PlaitConfig(_Strict):
     preset: Literal["fast", "medium", "best"] = "medium"
     # Learners trained and weighted into one ensemble (plait.ensemble): the network
     # ("neural"), LightGBM and a linear probe on the numeric and category columns and
-    # frozen pretrained features. "auto": all three with preset best, else the network
-    # alone. The network is trained in any case (it serves text and retrieval targets).
+    # frozen pretrained features, and the network again with the attention fusion
+    # ("neural_attention"). "auto": the preset's (plait.presets.default_candidates).
+    # The network is trained in any case (it serves text and retrieval targets).
     candidates: list[Candidate] | Literal["auto"] = "auto"
     # A default encoder per modality (image, audio, text, numeric, category, tabular),
     # over the preset's: `encoders: {text: minilm}` changes the text columns only.

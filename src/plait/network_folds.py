@@ -8,6 +8,9 @@ rows, each time without one fold, the network gives an honest prediction of ever
 training row too, and the selection then sees every row of the training and validation
 splits. These fold networks only judge; the run keeps and serves the one network
 trained on the whole training split (AutoGluon's refit-full uses the same idea).
+
+The second networks of the ensemble (plait.ensemble.networks: the run's network with
+another fusion) are trained here too, with fold networks of their own.
 """
 
 from __future__ import annotations
