@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 import plait
 from plait.cli import app
-from plait.tune import PruningCallback
+from plait.config import PlaitConfig, apply_overrides
+from plait.data.schema import resolve_config
+from plait.tune import PruningCallback, suggest
 from tests.conftest import make_table, tiny_config
 
 
@@ -45,6 +47,46 @@ def test_the_median_pruner_stops_a_bad_trial_through_the_callback():
     assert max(study.trials[2].intermediate_values) == 0  # stopped at its first epoch
 
 
+TRIAL = {
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 32,
+    "fusion": "gated",
+    "width": 256,
+    "feature_dropout": 0.3,
+    "finetune_depth": 1,
+}
+
+
+def test_a_trial_sets_width_and_fine_tuning_depth_where_they_apply(tmp_path: Path):
+    """With the preset's pretrained encoders, a trial sets their dropout, projection width
+    and fine-tuned last blocks (image and text; the video backbone stays frozen) and the
+    head's hidden width; from scratch (fast), only the head's width."""
+    frame = make_table(tmp_path, rows=12)
+    base = PlaitConfig()
+    resolved = resolve_config(frame, base, ["colour"])
+    cfg = apply_overrides(base, **suggest(optuna.trial.FixedTrial(TRIAL), base, resolved))
+    tuned = {"dropout": 0.3, "out_dim": 256, "finetune": "last_n", "last_n": 1}
+    assert cfg.encoders["image"].params == tuned and cfg.encoders["text"].params == tuned
+    assert "finetune" not in cfg.encoders["video"].params
+    assert [o.head.params["hidden_dim"] for o in cfg.outputs] == [256]
+    assert (cfg.trainer.learning_rate, cfg.fusion.name, cfg.candidates) == (1e-3, "gated", ["neural"])
+    trial = resolve_config(frame, cfg, ["colour"])  # what the trial's run trains
+    image = next(i for i in trial.inputs if i.type == "image")
+    assert image.encoder.name == "efficientnet_lite0" and image.encoder.params["last_n"] == 1
+    assert trial.outputs[0].type == resolved.outputs[0].type
+
+    frozen = suggest(optuna.trial.FixedTrial({**TRIAL, "finetune_depth": 0}), base, resolved)
+    assert "finetune" not in frozen["encoders"]["image"].params  # 0: frozen, features cached
+    own = PlaitConfig(encoders={"text": {"name": "gru"}})  # the config's own encoder wins
+    flags = suggest(optuna.trial.FixedTrial(TRIAL), own, resolve_config(frame, own, ["colour"]))
+    assert flags["encoders"]["text"].name == "gru" and not flags["encoders"]["text"].params
+
+    fast = PlaitConfig(preset="fast")
+    flags = suggest(optuna.trial.FixedTrial(TRIAL), fast, resolve_config(frame, fast, ["colour"]))
+    assert "encoders" not in flags and flags["outputs"][0].head.params["hidden_dim"] == 256
+
+
 def tiny(folder: Path) -> tuple[Path, Path]:
     make_table(folder, rows=48).to_csv(folder / "t.csv", index=False)
     cfg = tiny_config()
@@ -67,6 +109,10 @@ def test_a_search_writes_the_best_run_with_its_trials(tmp_path: Path):
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(out / "trials.csv")
     assert list(trials["number"]) == [0, 1, 2]
+    # The first trial is the config's own settings (learning rate 0.01, the concat fusion).
+    first = trials.iloc[0]
+    assert (first["params_learning_rate"], first["params_fusion"]) == (0.01, "concat")
+    assert first["params_width"] == 128
     assert {"params_learning_rate", "params_fusion", "state", "seconds"} <= set(trials.columns)
     assert (out / "search.png").stat().st_size > 1000
     page = (out / "report.html").read_text()
@@ -108,10 +154,17 @@ def test_a_preset_with_candidates_trains_the_best_settings_again_with_the_ensemb
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(out / "trials.csv")
-    assert len(trials) == 2 and "params_candidates" not in trials.columns
-    assert "params_feature_dropout" in trials.columns
+    network, searched = trials[trials["stage"] == "network"], trials[trials["stage"] == "lightgbm"]
+    assert len(network) == 2 and "params_candidates" not in trials.columns
+    # The head's width is searched; this table's columns name their own encoders, so
+    # there is no pretrained feature dropout or fine-tuning depth to search.
+    assert "params_width" in trials.columns and "params_feature_dropout" not in trials.columns
+    # LightGBM's settings were searched in the final run, the config's own first.
+    assert len(searched) >= 1 and searched["params_lightgbm_num_leaves"].iloc[0] == 31
+    assert searched["target"].eq("colour").all()
     board = plait.leaderboard(out)
-    best = trials.loc[trials["value"].idxmin()]
+    assert board.set_index("candidate").loc["lightgbm", "search_trials"] == len(searched)
+    best = network.loc[network["value"].idxmin()]
     # best also trains the network again with the attention fusion, unless the best
     # trial's network already has it.
     second = {"neural_attention"} if preset == "best" and best["params_fusion"] != "attention" else set()

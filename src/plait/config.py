@@ -241,6 +241,23 @@ class TrainerConfig(_Strict):
         return value
 
 
+class LightGBMConfig(_Strict):
+    """The lightgbm candidate's settings (plait.ensemble.members); "auto" sizes them to the
+    flat table. Early stopping on the validation rows chooses the number of trees."""
+
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2, le=4096)
+    # "auto": a leaf needs a few rows on a small table (rows / 100, between 3 and 20).
+    min_data_in_leaf: Annotated[int, Field(ge=1)] | Auto = "auto"
+    # "auto": 0.9, or 0.5 on a table of more than 100 columns (wide embeddings).
+    feature_fraction: Annotated[float, Field(gt=0, le=1)] | Auto = "auto"
+    lambda_l2: float = Field(1.0, ge=0)
+    # Optuna (TPE) trials over the four settings above, each a fit scored by its validation
+    # loss, before the member is bagged (plait.ensemble.lightgbm_search); 0: none.
+    # `plait tune` sets it for its final run.
+    search_trials: int = Field(0, ge=0)
+
+
 class PlaitConfig(_Strict):
     inputs: list[InputConfig] = Field(default_factory=list)
     outputs: list[OutputConfig] = Field(default_factory=list)
@@ -257,6 +274,7 @@ class PlaitConfig(_Strict):
     # ("neural_attention"). "auto": the preset's (plait.presets.default_candidates).
     # The network is trained in any case (it serves text and retrieval targets).
     candidates: list[Candidate] | Literal["auto"] = "auto"
+    lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
     # A default encoder per modality (image, audio, text, numeric, category, tabular),
     # over the preset's: `encoders: {text: minilm}` changes the text columns only.
     encoders: dict[Modality, ComponentSpec] = Field(default_factory=dict)

@@ -374,6 +374,7 @@ def _train(
             bag_seconds,
             neural_oof,
             networks,
+            cfg.lightgbm,
         )
         ensemble.save(folder)
     predictor = Predictor(cfg, processors, targets, model, ensemble=ensemble)

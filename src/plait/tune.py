@@ -1,20 +1,28 @@
 """`plait tune`: hyperparameter search over training runs, with Optuna.
 
 Each trial is a `plait train` of the same table and split, the network alone, with
-settings drawn by Optuna's TPE sampler: learning rate, weight decay, batch size, fusion
-and the dropout on frozen pretrained features. Where the preset trains candidates
-(`best`, or `medium` on a table with numeric or category columns) the best settings are
-trained once more at the end with the candidates and their ensemble (plait.ensemble)
-in the last quarter of the budget. A median
+settings drawn by Optuna's TPE sampler: learning rate, weight decay, batch size, fusion,
+width (the head's hidden layer and the pretrained features' projection), and with
+pretrained encoders the dropout on their features and how many of the image and text
+backbones' last blocks are fine-tuned (0: frozen and cached). A trial runs for at most
+a third of the search's budget, so one slow setting cannot spend it all. Where the
+preset trains candidates (`best`, or `medium` on a table with numeric or category
+columns) the best settings are trained once more at the end with the candidates and
+their ensemble (plait.ensemble) in the last quarter of the budget, LightGBM's own
+settings searched first (plait.ensemble.lightgbm_search). A median
 pruner stops a trial whose validation loss after an epoch is worse than the median of
 earlier trials at that epoch, through a Lightning callback. The study lives in an SQLite
 file in the output's work folder (`.OUT.work/tune`), so `--resume` continues a killed
 search where it stopped. The best trial's run folder becomes OUT, with trials.csv (one
-row per trial) and a plot of the search (search.png) beside its files.
+row per trial, the first one the config's own settings, the LightGBM trials after the
+network's) and a plot of the search
+(search.png) beside its files.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import shutil
 import time
 import warnings
@@ -25,13 +33,15 @@ import lightning as L
 import pandas as pd
 
 from plait.atomic import atomic_write_text
-from plait.config import PlaitConfig, apply_overrides, as_config
+from plait.config import ComponentSpec, OutputConfig, PlaitConfig, ResolvedConfig, apply_overrides, as_config
 from plait.data.schema import resolve_config
 from plait.data.table import read_table
+from plait.encoders import ENCODERS
 from plait.ensemble import beside_network
 from plait.errors import ConfigError, PlaitError
+from plait.heads import HEADS
 from plait.output_paths import check_output_folder, table_inputs
-from plait.presets import PRETRAINED_ENCODERS
+from plait.presets import PRETRAINED_ENCODERS, PRETRAINED_NAMES
 from plait.report import write_report
 from plait.resume import work_dir
 from plait.runfolder import staging
@@ -42,6 +52,13 @@ FINAL_SHARE = 0.25  # of --time-limit, kept for the best settings' run with the 
 # The median pruner judges a trial after this many complete ones, and from this epoch on.
 STARTUP_TRIALS, WARMUP_EPOCHS = 3, 5
 FUSIONS = ("concat", "gated", "attention")  # one per family: feature-level, gated, attention
+BATCH_SIZES = (32, 64, 128)
+WIDTHS = (64, 128, 256, 512)  # the head's hidden layer (default 128), the pretrained projection
+# Last blocks of the image and text backbones a trial may fine-tune (the video one stays
+# frozen: a backbone per sampled frame is too slow to train on a CPU).
+MAX_FINETUNE_DEPTH, FINETUNED = 2, ("image", "text")
+TRIAL_SHARE = 1 / 3  # of the search's budget, the most one trial may take
+LIGHTGBM_TRIALS = 30  # LightGBM settings tried in the final run (plait.ensemble.lightgbm_search)
 
 
 def optuna_module() -> Any:
@@ -70,25 +87,80 @@ class PruningCallback(L.Callback):
             )
 
 
-def suggest(trial: Any, base: PlaitConfig) -> dict[str, Any]:
+def suggest(trial: Any, base: PlaitConfig, resolved: ResolvedConfig) -> dict[str, Any]:
     """One trial's settings, as apply_overrides flags. Each trial trains the network
     alone (its validation loss is what the pruner and the sampler see) unless the
-    config lists candidates; `--preset best` then adds the ensemble to the best trial."""
+    config lists candidates; the preset's candidates are added to the best trial's
+    settings at the end. `resolved`: `base` resolved against the table, which says
+    which settings apply (a head with a hidden layer, pretrained image or text columns)."""
     flags: dict[str, Any] = {
         "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
         "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-        "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+        "batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
         "fusion": trial.suggest_categorical("fusion", list(FUSIONS)),
     }
     if base.candidates == "auto":
         flags["candidates"] = ["neural"]
-    if base.preset != "fast":  # dropout on the frozen pretrained features, the config's encoders kept
+    pretrained = base.preset != "fast" and any(i.encoder.name in PRETRAINED_NAMES for i in resolved.inputs)
+    widened = [o for o in resolved.outputs if "hidden_dim" in _head_params(o.head.name)]
+    width = trial.suggest_categorical("width", list(WIDTHS)) if widened or pretrained else None
+    if widened:  # the head's hidden layer; every target kept as the table resolved it
+        outputs = resolved.outputs
+        flags["outputs"] = [_with_width(o, width) if o in widened else _as_output(o) for o in outputs]
+    if pretrained:  # the config's own encoders win over these
         dropout = trial.suggest_float("feature_dropout", 0.1, 0.7)
+        tunable = {i.type for i in resolved.inputs if i.encoder.name in PRETRAINED_NAMES} & set(FINETUNED)
+        depth = trial.suggest_int("finetune_depth", 0, MAX_FINETUNE_DEPTH) if tunable else 0
         flags["encoders"] = {
-            kind: spec.model_copy(update={"params": {**spec.params, "dropout": dropout}}, deep=True)
+            kind: _pretrained(spec, dropout, width, depth if kind in FINETUNED else 0)
             for kind, spec in PRETRAINED_ENCODERS.items()
         } | dict(base.encoders)
     return flags
+
+
+def _default_trial(base: PlaitConfig) -> dict[str, Any]:
+    """The config's settings (the defaults where it sets none) as a trial's parameters,
+    each within its search range; those a table does not search are ignored."""
+    trainer = base.trainer
+    return {
+        "learning_rate": min(max(trainer.learning_rate, 1e-4), 1e-2),
+        "weight_decay": min(max(trainer.weight_decay, 1e-6), 1e-2),
+        "batch_size": trainer.batch_size if trainer.batch_size in BATCH_SIZES else 64,
+        "fusion": base.fusion.name if base.fusion.name in FUSIONS else FUSIONS[0],
+        "width": 128,  # the heads' and the pretrained projection's default
+        "feature_dropout": PRETRAINED_ENCODERS["image"].params["dropout"],
+        "finetune_depth": 0,
+    }
+
+
+def _pretrained(spec: ComponentSpec, dropout: float, width: int | None, depth: int) -> ComponentSpec:
+    """A preset's pretrained encoder with a trial's dropout, projection width and number
+    of fine-tuned last blocks (0: frozen, its features cached)."""
+    params = {**spec.params, "dropout": dropout}
+    if width is not None and "out_dim" in _encoder_params(spec.name):
+        params["out_dim"] = width
+    if depth:
+        params.update(finetune="last_n", last_n=depth)
+    return spec.model_copy(update={"params": params}, deep=True)
+
+
+def _head_params(name: str) -> set[str]:
+    return set(inspect.signature(HEADS.get(name).builder).parameters)
+
+
+def _encoder_params(name: str) -> set[str]:
+    return set(inspect.signature(ENCODERS.get(name).builder).parameters)
+
+
+def _as_output(out: OutputConfig) -> OutputConfig:
+    """A resolved target as a config's `outputs:` entry."""
+    return OutputConfig.model_validate(out.model_dump(include=set(OutputConfig.model_fields)))
+
+
+def _with_width(out: OutputConfig, width: int | None) -> OutputConfig:
+    assert out.head is not None and width is not None
+    head = out.head.model_copy(update={"params": {**out.head.params, "hidden_dim": width}}, deep=True)
+    return _as_output(out).model_copy(update={"head": head})
 
 
 def tune(
@@ -139,12 +211,16 @@ def tune(
         load_if_exists=True,
     )
 
+    if not study.trials:  # the first trial is the config's own settings: the search starts from the default
+        study.enqueue_trial(_default_trial(base))
     # Where the preset trains candidates (candidates "auto": best, or medium on a table with
     # numeric or category columns), trials train the network alone and the best trial's
     # settings are trained once more with the candidates and the ensemble, in the last
     # FINAL_SHARE of the budget.
-    final = base.candidates == "auto" and _preset_trains_candidates(data, label, base)
+    resolved = _resolved(data, label, base)
+    final = base.candidates == "auto" and bool(beside_network(resolved.candidates))
     reserve = FINAL_SHARE * time_limit if final and time_limit is not None else 0.0
+    cap = None if time_limit is None else max(MIN_TRIAL_SECONDS, TRIAL_SHARE * (time_limit - reserve))
 
     def left() -> float | None:
         return None if time_limit is None else time_limit - (time.monotonic() - started) - reserve
@@ -155,8 +231,9 @@ def tune(
         if remaining is not None and remaining < MIN_TRIAL_SECONDS:
             study.stop()  # no time for another run: this one is not started
             raise optuna.TrialPruned("the time limit is spent")
-        # Each trial stops within what is left of --time-limit (plait.budget).
-        cfg = apply_overrides(base, time_limit=remaining, **suggest(trial, base))
+        # Each trial stops within what is left of --time-limit (plait.budget), and its share.
+        limit = None if remaining is None or cap is None else min(remaining, cap)
+        cfg = apply_overrides(base, time_limit=limit, **suggest(trial, base, resolved))
         from plait.train import fit  # imported here: Lightning and the models load once a trial runs
 
         try:
@@ -194,11 +271,14 @@ def tune(
     table = study.trials_dataframe(attrs=("number", "value", "params", "state", "duration"))
     table["seconds"] = table.pop("duration").dt.total_seconds().round(1)
     table["state"] = table["state"].str.lower()
+    table.insert(0, "stage", "network")
     best = folder / f"trial-{study.best_trial.number}"
     if final:  # the best settings once more, with the candidates beside the network
         reserve = 0.0
-        settings = suggest(optuna.trial.FixedTrial(study.best_params), base)
+        settings = suggest(optuna.trial.FixedTrial(study.best_params), base, resolved)
         settings.pop("candidates")
+        if not base.lightgbm.search_trials:  # LightGBM's settings searched too, before it is bagged
+            settings["lightgbm"] = base.lightgbm.model_copy(update={"search_trials": LIGHTGBM_TRIALS})
         from plait.train import fit
 
         best = folder / "final"
@@ -210,6 +290,7 @@ def tune(
             overwrite=True,
             verbose=False,
         )
+        table = pd.concat([table, _lightgbm_trials(best)], ignore_index=True)
     with staging(out_dir, overwrite, None) as tmp:
         shutil.copytree(best, tmp, dirs_exist_ok=True)
         atomic_write_text(tmp / "trials.csv", table.to_csv(index=False))
@@ -224,30 +305,57 @@ def tune(
     return table
 
 
-def _preset_trains_candidates(data: str | Path, label: str | list[str] | None, base: PlaitConfig) -> bool:
-    """Whether `plait train` with `base` would train candidates beside the network on this
-    table: the preset's choice for its columns' types (plait.presets.default_candidates)."""
+def _resolved(data: str | Path, label: str | list[str] | None, base: PlaitConfig) -> ResolvedConfig:
+    """`base` resolved against the table, as `plait train` would: which candidates the
+    preset trains on it (plait.presets.default_candidates), which encoders and heads its
+    columns get."""
     labels = [label] if isinstance(label, str) else list(label or [])
     with warnings.catch_warnings():  # the trials' own runs give the schema's warnings
         warnings.simplefilter("ignore")
-        resolved = resolve_config(read_table(data).frame, base, labels)
-    return bool(beside_network(resolved.candidates))
+        return resolve_config(read_table(data).frame, base, labels)
+
+
+TRIAL_COLUMNS = ("number", "value", "seconds")  # of a LightGBM trial's row; the rest are its settings
+
+
+def _lightgbm_trials(run: Path) -> pd.DataFrame:
+    """The final run's search of LightGBM's settings (ensemble.json), as trials.csv rows."""
+    path = run / "ensemble.json"
+    searches = json.loads(path.read_text()).get("lightgbm_search", {}) if path.is_file() else {}
+    rows = [
+        {
+            "stage": "lightgbm",
+            "target": target,
+            "number": trial["number"],
+            "value": trial["value"],
+            "state": "complete",
+            "seconds": trial["seconds"],
+            **{f"params_lightgbm_{k}": v for k, v in trial.items() if k not in TRIAL_COLUMNS},
+        }
+        for target, trials in searches.items()
+        for trial in trials
+    ]
+    return pd.DataFrame(rows)
 
 
 def _plot(table: pd.DataFrame, path: Path) -> None:
-    """Each trial's validation loss in order, and the best so far."""
+    """Each trial's validation loss in order, and the best so far: the network's trials,
+    and beside them LightGBM's (their losses are on another scale) where it was searched."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = table["value"].astype(float)
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.scatter(table["number"], values, s=14, label="trial")
-    ax.plot(table["number"], values.cummin(), color="C1", label="best so far")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("validation loss")
-    ax.legend()
+    stages = [(name, rows) for name, rows in table.groupby("stage", sort=False)]
+    fig, axes = plt.subplots(1, len(stages), figsize=(6 * len(stages), 3.2), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], stages, strict=True):
+        values = rows["value"].astype(float)
+        ax.scatter(rows["number"], values, s=14, label="trial")
+        ax.plot(rows["number"], values.cummin(), color="C1", label="best so far")
+        ax.set_title("network" if name == "network" else "LightGBM (final run)")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("validation loss")
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

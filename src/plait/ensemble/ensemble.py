@@ -28,10 +28,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from plait.config import Candidate
+from plait.config import Candidate, LightGBMConfig
 from plait.data.processors import InputProcessor, TargetProcessor
 from plait.ensemble.bagging import FOLDS, BaggedMember, fit_bagged
 from plait.ensemble.features import FlatLayout, Projection, flat_features, flat_layout
+from plait.ensemble.lightgbm_search import search_lightgbm
 from plait.ensemble.members import TASKS, LightGBMMember, LinearMember, Member
 from plait.ensemble.networks import SECOND_FUSIONS, NetworkCandidate, NetworkMember
 from plait.ensemble.selection import bagged_weights, log_loss
@@ -55,6 +56,8 @@ class Ensemble:
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     projection: Projection = field(default_factory=lambda: Projection({}, {}))
     networks: dict[str, NetworkMember] = field(default_factory=dict)  # candidate → second network
+    # target → the lightgbm settings' search, a row per trial (lightgbm_search.py), if any
+    searches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def combine(
         self, neural: dict[str, Tensor], inputs: dict[str, Tensor], present: dict[str, Tensor]
@@ -106,6 +109,8 @@ class Ensemble:
                     member.save(folder / f"{stem}{SUFFIX[name]}")
                     files.setdefault(target, {})[name] = f"{stem}{SUFFIX[name]}"
         info: dict[str, Any] = {"weights": self.weights, "files": files, "leaderboard": self.leaderboard}
+        if self.searches:
+            info["lightgbm_search"] = self.searches
         if self.networks:
             (folder / "members").mkdir(exist_ok=True)
             info["networks"] = {}
@@ -159,7 +164,9 @@ class Ensemble:
             name: NetworkMember.load(entry["fusion"], folder / entry["file"], build_network)
             for name, entry in info.get("networks", {}).items()
         }
-        return cls(layout, processors, info["weights"], members, info["leaderboard"], projection, networks)
+        searches = info.get("lightgbm_search", {})
+        board = info["leaderboard"]
+        return cls(layout, processors, info["weights"], members, board, projection, networks, searches)
 
 
 def check_candidates(
@@ -243,6 +250,7 @@ def fit_ensemble(
     bag_seconds: float = 60.0,
     neural_oof: dict[str, np.ndarray] | None = None,
     networks: dict[str, NetworkCandidate] | None = None,
+    lightgbm: LightGBMConfig | None = None,
 ) -> Ensemble:
     """Fit every candidate but the network on the "train" batches, score all on "val",
     and weight them per target by greedy selection (the network included when it is a
@@ -255,8 +263,11 @@ def fit_ensemble(
     of the training rows (plait.network_folds), the weights are chosen on the training
     and validation rows together rather than on the validation rows alone. `networks`:
     second networks already trained (plait.network_folds.network_candidates), weighted
-    like the others."""
+    like the others. `lightgbm`: the lightgbm candidate's settings; with search_trials,
+    searched first on the validation rows (lightgbm_search.py)."""
     networks = networks or {}
+    lightgbm = lightgbm or LightGBMConfig()
+    searches: dict[str, list[dict[str, Any]]] = {}
     layout = flat_layout(processors)
     x_train, y_train, _ = _collect(layout, processors, batches["train"], None)
     x_val, y_val, neural_val = _collect(layout, processors, batches["val"], neural_model)
@@ -293,7 +304,17 @@ def fit_ensemble(
             if deadline is not None and time.monotonic() > deadline:
                 break  # the budget is spent: the rest are left out (and the leaderboard says so)
 
-            fit = partial(_fit_member, name, x_all, y_all, kind, classes, categorical, seed, deadline)
+            settings, searched = lightgbm, 0.0
+            if name == "lightgbm" and lightgbm.search_trials:
+                start = time.perf_counter()
+                data = (x_train, y_train[target], x_val, y_val[target])
+                settings, searches[target] = search_lightgbm(
+                    data, kind, classes, categorical, seed, lightgbm, deadline
+                )
+                searched = time.perf_counter() - start
+            fit = partial(
+                _fit_member, name, x_all, y_all, kind, classes, categorical, seed, deadline, settings
+            )
             start = time.perf_counter()
             member: Fitted = fit(np.arange(len(x_train)), val_rows)
             fit_seconds = time.perf_counter() - start
@@ -311,6 +332,8 @@ def fit_ensemble(
             member.predict(x_val)
             per_row = (time.perf_counter() - start) / max(len(x_val), 1)
             rows[name].update(fit_seconds=round(fit_seconds, 2), predict_ms_per_row=round(1000 * per_row, 4))
+            if searched:  # the settings' search before the fit (lightgbm_search.py)
+                rows[name].update(search_trials=len(searches[target]), search_seconds=round(searched, 2))
             fitted[name] = member
         loss = log_loss(kind)
         if set(oof) == set(preds):  # every candidate honest on every row: select on them all
@@ -344,7 +367,7 @@ def fit_ensemble(
             row.update(_oof_row(kind, classes, mixed, y_all))
         board.append(row)
     kept = {name: NetworkMember(n.fusion, n.model) for name, n in networks.items()}
-    return Ensemble(layout, processors, weights, members, board, projection, kept)
+    return Ensemble(layout, processors, weights, members, board, projection, kept, searches)
 
 
 def _oof_row(kind: str, classes: int, oof: np.ndarray, y: np.ndarray) -> dict[str, Any]:
@@ -365,6 +388,7 @@ def _fit_member(
     categorical: list[int],
     seed: int,
     deadline: float | None,
+    settings: LightGBMConfig,
     fitted_rows: np.ndarray,
     held_rows: np.ndarray,
 ) -> Member:
@@ -372,7 +396,7 @@ def _fit_member(
     if name == "lightgbm":
         held = (x[held_rows], y[held_rows])  # its early stopping's rows
         return LightGBMMember.fit(
-            x[fitted_rows], y[fitted_rows], *held, kind, classes, categorical, seed, deadline
+            x[fitted_rows], y[fitted_rows], *held, kind, classes, categorical, seed, deadline, settings
         )
     return LinearMember.fit(x[fitted_rows], y[fitted_rows], kind, classes, categorical, seed)
 

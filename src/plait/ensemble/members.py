@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from plait.config import LightGBMConfig
 from plait.errors import ConfigError
 
 # Target kinds a member can learn (text and retrieval stay with the networks).
@@ -60,27 +61,10 @@ class LightGBMMember:
         categorical: list[int],
         seed: int,
         deadline: float | None = None,
+        settings: LightGBMConfig | None = None,
     ) -> LightGBMMember:
         lgb = lightgbm_module()
-        objective = {"category": "multiclass", "binary": "binary", "numeric": "regression"}[kind]
-        params: dict[str, Any] = {
-            "objective": objective,
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            # Small tables: a leaf needs a few rows, not LightGBM's fixed 20.
-            "min_data_in_leaf": int(np.clip(len(x) // 100, 3, 20)),
-            "feature_fraction": 0.9 if x.shape[1] <= 100 else 0.5,  # wide embeddings: sample columns
-            "bagging_fraction": 0.9,
-            "bagging_freq": 1,
-            "lambda_l2": 1.0,
-            "seed": seed,
-            "deterministic": True,
-            # One thread for a small table: LightGBM's OpenMP threads gain nothing there, and on
-            # busy cores they spin against the other processes (60 rows: 19 s on two threads,
-            # 0.03 s on one, 2026-12-03). Else the threads torch may use.
-            "num_threads": 1 if x.size < SMALL_TABLE else torch.get_num_threads(),
-            "verbose": -1,
-        }
+        params = lightgbm_params(settings or LightGBMConfig(), kind, x.shape, seed)
         if kind == "category":
             params["num_class"] = num_classes
         train = lgb.Dataset(x, y, categorical_feature=categorical or "auto", free_raw_data=False)
@@ -104,6 +88,33 @@ class LightGBMMember:
             return cls(lgb.Booster(model_str=path.read_text()), kind)
         except lgb.basic.LightGBMError as err:  # a damaged model file
             raise ValueError(str(err)) from None
+
+
+def lightgbm_params(settings: LightGBMConfig, kind: str, shape: tuple[int, ...], seed: int) -> dict[str, Any]:
+    """LightGBM's parameters for a (rows, columns) training table: the config's settings,
+    "auto" ones sized to the table."""
+    rows, width = shape
+    objective = {"category": "multiclass", "binary": "binary", "numeric": "regression"}[kind]
+    auto = settings.min_data_in_leaf == "auto", settings.feature_fraction == "auto"
+    return {
+        "objective": objective,
+        "learning_rate": settings.learning_rate,
+        "num_leaves": settings.num_leaves,
+        # Small tables: a leaf needs a few rows, not LightGBM's fixed 20.
+        "min_data_in_leaf": int(np.clip(rows // 100, 3, 20)) if auto[0] else settings.min_data_in_leaf,
+        # Wide embeddings: sample columns.
+        "feature_fraction": (0.9 if width <= 100 else 0.5) if auto[1] else settings.feature_fraction,
+        "bagging_fraction": 0.9,
+        "bagging_freq": 1,
+        "lambda_l2": settings.lambda_l2,
+        "seed": seed,
+        "deterministic": True,
+        # One thread for a small table: LightGBM's OpenMP threads gain nothing there, and on
+        # busy cores they spin against the other processes (60 rows: 19 s on two threads,
+        # 0.03 s on one, 2026-12-03). Else the threads torch may use.
+        "num_threads": 1 if rows * width < SMALL_TABLE else torch.get_num_threads(),
+        "verbose": -1,
+    }
 
 
 def _stop_at(deadline: float) -> Any:

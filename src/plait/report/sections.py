@@ -121,9 +121,12 @@ def leaderboard(metrics: dict[str, Any]) -> str:
 def search(folder: Path) -> str:
     """`plait tune`'s trials (trials.csv, search.png): this run is the search's best."""
     trials = pd.read_csv(folder / "trials.csv")
-    body = (
-        f"<p>This run is the best of {len(trials)} trials of <code>plait tune</code> (validation loss).</p>"
-    )
+    network = trials[trials["stage"] == "network"] if "stage" in trials else trials
+    body = f"<p>This run is the best of {len(network)} trials of <code>plait tune</code> (validation loss)"
+    if len(network) < len(trials):  # the final run's search of LightGBM's settings
+        searched = len(trials) - len(network)
+        body += f", trained again with its candidates after {searched} trials of LightGBM's settings"
+    body += ".</p>"
     if (folder / "search.png").is_file():
         body += image((folder / "search.png").read_bytes(), "each trial's validation loss")
     return (
