@@ -21,7 +21,6 @@ network's) and a plot of the search
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 import time
@@ -52,6 +51,7 @@ FINAL_SHARE = 0.25  # of --time-limit, kept for the best settings' run with the 
 # The median pruner judges a trial after this many complete ones, and from this epoch on.
 STARTUP_TRIALS, WARMUP_EPOCHS = 3, 5
 FUSIONS = ("concat", "gated", "attention")  # one per family: feature-level, gated, attention
+LEARNING_RATES, WEIGHT_DECAYS = (1e-4, 1e-2), (1e-6, 1e-2)  # searched on a log scale
 BATCH_SIZES = (32, 64, 128)
 WIDTHS = (64, 128, 256, 512)  # the head's hidden layer (default 128), the pretrained projection
 # Last blocks of the image and text backbones a trial may fine-tune (the video one stays
@@ -94,15 +94,15 @@ def suggest(trial: Any, base: PlaitConfig, resolved: ResolvedConfig) -> dict[str
     settings at the end. `resolved`: `base` resolved against the table, which says
     which settings apply (a head with a hidden layer, pretrained image or text columns)."""
     flags: dict[str, Any] = {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True),
-        "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
+        "learning_rate": trial.suggest_float("learning_rate", *LEARNING_RATES, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", *WEIGHT_DECAYS, log=True),
         "batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
         "fusion": trial.suggest_categorical("fusion", list(FUSIONS)),
     }
     if base.candidates == "auto":
         flags["candidates"] = ["neural"]
     pretrained = base.preset != "fast" and any(i.encoder.name in PRETRAINED_NAMES for i in resolved.inputs)
-    widened = [o for o in resolved.outputs if "hidden_dim" in _head_params(o.head.name)]
+    widened = [o for o in resolved.outputs if "hidden_dim" in HEADS.params(o.head.name)]
     width = trial.suggest_categorical("width", list(WIDTHS)) if widened or pretrained else None
     if widened:  # the head's hidden layer; every target kept as the table resolved it
         outputs = resolved.outputs
@@ -123,8 +123,8 @@ def _default_trial(base: PlaitConfig) -> dict[str, Any]:
     each within its search range; those a table does not search are ignored."""
     trainer = base.trainer
     return {
-        "learning_rate": min(max(trainer.learning_rate, 1e-4), 1e-2),
-        "weight_decay": min(max(trainer.weight_decay, 1e-6), 1e-2),
+        "learning_rate": min(max(trainer.learning_rate, LEARNING_RATES[0]), LEARNING_RATES[1]),
+        "weight_decay": min(max(trainer.weight_decay, WEIGHT_DECAYS[0]), WEIGHT_DECAYS[1]),
         "batch_size": trainer.batch_size if trainer.batch_size in BATCH_SIZES else 64,
         "fusion": base.fusion.name if base.fusion.name in FUSIONS else FUSIONS[0],
         "width": 128,  # the heads' and the pretrained projection's default
@@ -137,19 +137,11 @@ def _pretrained(spec: ComponentSpec, dropout: float, width: int | None, depth: i
     """A preset's pretrained encoder with a trial's dropout, projection width and number
     of fine-tuned last blocks (0: frozen, its features cached)."""
     params = {**spec.params, "dropout": dropout}
-    if width is not None and "out_dim" in _encoder_params(spec.name):
+    if width is not None and "out_dim" in ENCODERS.params(spec.name):
         params["out_dim"] = width
     if depth:
         params.update(finetune="last_n", last_n=depth)
     return spec.model_copy(update={"params": params}, deep=True)
-
-
-def _head_params(name: str) -> set[str]:
-    return set(inspect.signature(HEADS.get(name).builder).parameters)
-
-
-def _encoder_params(name: str) -> set[str]:
-    return set(inspect.signature(ENCODERS.get(name).builder).parameters)
 
 
 def _as_output(out: OutputConfig) -> OutputConfig:
