@@ -126,7 +126,7 @@ def test_train_evaluate_predict(table_csv: Path, config_file: Path, tmp_path: Pa
     result = plait("evaluate", run, table_csv, "--json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)  # stdout is exactly one JSON object
-    assert set(metrics) == {"accuracy", "macro_f1"}
+    assert set(metrics) == {"accuracy", "macro_f1", "balanced_accuracy"}
 
     out = tmp_path / "preds" / "p.csv"
     result = plait("predict", run, table_csv, "--output", out)
@@ -404,7 +404,7 @@ def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_p
     )
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(evaluated.stdout)
-    expected = {"colour/accuracy", "colour/macro_f1"} | {
+    expected = {"colour/accuracy", "colour/macro_f1", "colour/balanced_accuracy"} | {
         f"tags/{m}" for m in ("micro_f1", "macro_f1", "mean_ap", "subset_accuracy")
     }
     assert set(metrics) == expected
@@ -416,6 +416,61 @@ def test_category_and_multilabel_targets_train_and_reload(table_dir: Path, tmp_p
     assert {f"tags_prob_{name}" for name in labels} <= set(from_cli.columns)
     called = [set(filter(None, cell.split("|"))) for cell in from_cli["tags"]]
     assert all(c <= set(labels) for c in called)
+
+
+def test_binary_threshold_is_tuned_for_the_metric_or_fixed(table_csv: Path, tmp_path: Path):
+    config = tiny_config(outputs=[{"name": "is_red", "threshold": 0.3}])
+    (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_config()))
+    tuned, fixed = tmp_path / "tuned", tmp_path / "fixed"
+    for result in plait_in_each(
+        [
+            "train",
+            table_csv,
+            "-l",
+            "is_red",
+            "-c",
+            tmp_path / "tiny.yaml",
+            "--metric",
+            "macro_f1",
+            "-o",
+            tuned,
+        ],
+        ["train", table_csv, "-c", tmp_path / "fixed.yaml", "-o", fixed],
+    ):
+        assert result.returncode == 0, result.stderr
+    for run in (tuned, fixed):
+        saved = json.loads((run / "processors.json").read_text())["targets"]["is_red"]["fitted"]["threshold_"]
+        assert json.loads((run / "metrics.json").read_text())["thresholds"] == {"is_red": {"yes": saved}}
+        out = tmp_path / f"{run.name}.csv"
+        assert plait_in("predict", run, table_csv, "-o", out).returncode == 0
+        preds = pd.read_csv(out)
+        assert (preds["is_red"] == preds["is_red_prob_yes"].ge(saved).map({True: "yes", False: "no"})).all()
+    assert saved == 0.3  # the config's own, not tuned
+    assert yaml.safe_load((tuned / "config.yaml").read_text())["metric"] == "macro_f1"
+
+
+def test_metric_and_threshold_mistakes_exit_2(table_csv: Path, tmp_path: Path):
+    (tmp_path / "price.yaml").write_text(
+        yaml.safe_dump(tiny_config(outputs=[{"name": "price", "threshold": 0.4}]))
+    )
+    (tmp_path / "one.yaml").write_text(
+        yaml.safe_dump(tiny_config(outputs=[{"name": "is_red", "threshold": 1}]))
+    )
+    cases = {
+        "metric auc": (["-l", "is_red", "--metric", "auc"], "metric: Input should be 'auto', 'accuracy'"),
+        "numeric threshold": (
+            ["-c", tmp_path / "price.yaml"],
+            "output 'price': threshold: is for binary targets",
+        ),
+        "threshold 1": (["-c", tmp_path / "one.yaml"], "threshold"),
+    }
+    for name, (args, message) in cases.items():
+        result = plait_in("train", table_csv, *args, "-o", tmp_path / "run")
+        assert result.returncode == 2, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (name, result.stderr)
+        assert not (tmp_path / "run").exists()
 
 
 def test_train_speed_flags_and_cache_clear(table_csv: Path, config_file: Path, tmp_path: Path):

@@ -34,7 +34,7 @@ def test_fold_runs_read_only_the_users_columns_and_evaluate_on_its_table(tmp_pat
         assert not inputs & {FOLD_COLUMN, "id"}
     for result in evaluations:
         assert result.returncode == 0, result.stderr[-2000:]
-        assert set(json.loads(result.stdout)) == {"accuracy", "macro_f1"}
+        assert set(json.loads(result.stdout)) == {"accuracy", "macro_f1", "balanced_accuracy"}
 
 
 @pytest.mark.slow  # two folds, each with its fold networks

@@ -82,7 +82,7 @@ def test_evaluate_predict_explain_take_on_bad_row(tmp_path: Path):
     )
 
     assert (evaluate.returncode, evaluate.stderr) == (0, f"warning: {MISSING}\n"), evaluate.stderr[-2000:]
-    assert set(json.loads(evaluate.stdout)) == {"accuracy", "macro_f1"}
+    assert set(json.loads(evaluate.stdout)) == {"accuracy", "macro_f1", "balanced_accuracy"}
     assert strict.returncode == 2 and strict.stdout == ""
     assert strict.stderr.startswith("error: column 'image', row 4: image file not found")
     assert len(strict.stderr.splitlines()) == 1

@@ -67,11 +67,12 @@ def test_a_retrieval_run_follows_recall_and_every_other_run_val_loss():
 @pytest.mark.parametrize(
     ("labels", "metrics"),
     [
-        (["colour"], {"val_accuracy", "val_macro_f1"}),
+        (["colour"], {"val_accuracy", "val_macro_f1", "val_balanced_accuracy"}),
         # With several targets each one's metrics are prefixed with its name.
         (
             ["colour", "price"],
-            {"val_colour/accuracy", "val_colour/macro_f1", "val_price/rmse", "val_price/mae", "val_price/r2"},
+            {"val_colour/accuracy", "val_colour/macro_f1", "val_colour/balanced_accuracy"}
+            | {"val_price/rmse", "val_price/mae", "val_price/r2"},
         ),
     ],
 )

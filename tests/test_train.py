@@ -31,7 +31,7 @@ def test_classification_run_folder_and_reload(table_csv: Path, tmp_path: Path):
     }
     assert not list(tmp_path.glob(".run.tmp-*"))  # staging folder gone
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["validation"]) == {"accuracy", "macro_f1"}
+    assert set(metrics["validation"]) == {"accuracy", "macro_f1", "balanced_accuracy"}
     assert metrics["epochs"] == 3
     assert (
         len(metrics["epoch_seconds"]) == 3 and 0 < sum(metrics["epoch_seconds"]) <= metrics["train_seconds"]
@@ -52,10 +52,14 @@ def test_classification_run_folder_and_reload(table_csv: Path, tmp_path: Path):
 def test_binary_and_regression_targets(table_csv: Path, tmp_path: Path):
     binary = plait.fit(table_csv, label="is_red", config=tiny_config(), out=tmp_path / "b", verbose=False)
     metrics = binary.evaluate(table_csv)
-    assert set(metrics) == {"accuracy", "macro_f1", "roc_auc"}
+    assert set(metrics) == {"accuracy", "macro_f1", "balanced_accuracy", "f1", "roc_auc"}
     preds = binary.predict(table_csv)
     assert set(preds["is_red"]) <= {"yes", "no"}
     assert (preds["is_red_prob_yes"] + preds["is_red_prob_no"]).round(6).eq(1).all()
+    # Decided at the threshold tuned for accuracy on the validation rows, as metrics.json says.
+    cut = binary.targets["is_red"].threshold_
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["thresholds"] == {"is_red": {"yes": cut}}
+    assert (preds["is_red"] == preds["is_red_prob_yes"].ge(cut).map({True: "yes", False: "no"})).all()
 
     config = tiny_config()
     config["trainer"] = {**config["trainer"], "epochs": 8}

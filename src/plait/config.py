@@ -131,6 +131,9 @@ class OutputConfig(_Strict):
     columns: list[str] = Field(default_factory=list)
     # Options of the target's processor, e.g. `{delimiter: ";"}` for a multilabel target.
     preprocessing: dict[str, Any] = Field(default_factory=dict)
+    # Binary only: the positive class's probability a row needs to be predicted that class.
+    # "auto": tuned after training to maximise the run's `metric:` on held-out predictions.
+    threshold: Annotated[float, Field(gt=0, lt=1)] | Auto = "auto"
 
 
 Candidate = Literal["neural", "lightgbm", "linear", "neural_attention"]  # plait.ensemble
@@ -275,6 +278,10 @@ class PlaitConfig(_Strict):
     # The network is trained in any case (it serves text and retrieval targets).
     candidates: list[Candidate] | Literal["auto"] = "auto"
     lightgbm: LightGBMConfig = Field(default_factory=LightGBMConfig)
+    # What binary targets are decided for (plait.evaluation.thresholds): the decision
+    # threshold is tuned to maximise it on honest held-out predictions (the ensemble's
+    # out-of-fold ones where it has them, else the validation split's). "auto": accuracy.
+    metric: Literal["auto", "accuracy", "macro_f1", "f1", "balanced_accuracy"] = "auto"
     # A default encoder per modality (image, audio, text, numeric, category, tabular),
     # over the preset's: `encoders: {text: minilm}` changes the text columns only.
     encoders: dict[Modality, ComponentSpec] = Field(default_factory=dict)

@@ -24,7 +24,7 @@ from plait.config import ComponentSpec, ResolvedConfig, apply_overrides
 from plait.data.collate import Batch
 from plait.data.datamodule import make_loader
 from plait.data.dataset import TableDataset
-from plait.data.processors import InputProcessor, MultilabelTarget, PairTarget, TargetProcessor, TextTarget
+from plait.data.processors import InputProcessor, PairTarget, TargetProcessor, TextTarget
 from plait.data.processors.text_target import PAD
 from plait.data.schema import check_columns
 from plait.data.stream_order import IdColumns, check_shard_columns
@@ -43,6 +43,7 @@ from plait.errors import BadRowsWarning, ConfigError, DataError, RunFolderError
 from plait.evaluation.generation import references, text_metrics
 from plait.evaluation.metrics import TaskMetrics, flatten
 from plait.evaluation.retrieval import retrieval_metrics
+from plait.evaluation.thresholds import decision_thresholds
 from plait.model import MultimodalModel
 from plait.runfolder import check_weights, read_run, verify_checksum
 
@@ -220,8 +221,7 @@ def evaluate_dataset(run: Run, dataset: TableDataset, drop: Collection[str] = ()
         if isinstance(proc, PairTarget):  # embeddings: recall@k between the towers
             per_target[t] = retrieval_metrics(preds[t], targets[t], proc.towers_)
             continue
-        thresholds = proc.thresholds_ if isinstance(proc, MultilabelTarget) else None
-        metrics = TaskMetrics(proc.kind, proc.num_classes, thresholds)
+        metrics = TaskMetrics(proc.kind, proc.num_classes, decision_thresholds(proc))
         metrics.update(preds[t], targets[t])
         per_target[t] = metrics.compute()
     return flatten(per_target)
@@ -268,10 +268,7 @@ def evaluate_stream(run: Run, dataset: StreamingDataset) -> dict[str, float]:
             f"evaluating {', '.join(refused)} (text or retrieval) needs one table file that fits "
             "in memory, not a folder of Parquet shards"
         )
-    metrics = {
-        t: TaskMetrics(p.kind, p.num_classes, p.thresholds_ if isinstance(p, MultilabelTarget) else None)
-        for t, p in run.targets.items()
-    }
+    metrics = {t: TaskMetrics(p.kind, p.num_classes, decision_thresholds(p)) for t, p in run.targets.items()}
     seen, unusable = 0, 0
     for batch in stream_loader(dataset):
         for t, out in run.predict(batch.inputs, batch.present).items():

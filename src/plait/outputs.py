@@ -43,7 +43,7 @@ def prediction_frame(
         if isinstance(proc, PairTarget):
             continue
         if isinstance(proc, BinaryTarget):
-            result[t] = [proc.classes_[int(v >= 0.5)] for v in p]
+            result[t] = proc.decide(p)  # at its tuned threshold
             result[f"{t}_prob_{proc.classes_[0]}"] = 1 - p
             result[f"{t}_prob_{proc.classes_[1]}"] = p
         elif isinstance(proc, CategoryTarget):

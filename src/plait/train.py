@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
@@ -42,6 +43,7 @@ from plait.data.fingerprint import fingerprint, media_columns
 from plait.data.order import ResumableLoader
 from plait.data.prepare import stream_datasets, table_datasets
 from plait.data.processors import (
+    BinaryTarget,
     InputProcessor,
     MultilabelTarget,
     TargetProcessor,
@@ -57,7 +59,7 @@ from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
 from plait.ensemble import NEURAL, beside_network, fit_ensemble, second_networks, servable
 from plait.errors import ConfigError, DataError, PlaitError
-from plait.evaluation.thresholds import tune_thresholds
+from plait.evaluation.thresholds import best_threshold, tune_thresholds
 from plait.inference import outputs
 from plait.network_folds import network_candidates, network_oof
 from plait.output_paths import check_output_folder, table_inputs
@@ -378,7 +380,7 @@ def _train(
         )
         ensemble.save(folder)
     predictor = Predictor(cfg, processors, targets, model, ensemble=ensemble)
-    thresholds = _tune_thresholds(predictor, datasets["val"])
+    thresholds = _tune_thresholds(predictor, datasets["val"], ensemble.held_out if ensemble else {})
     metrics: dict[str, Any] = {"validation": predictor.evaluate_dataset(datasets["val"])}
     if "test" in datasets:
         metrics["test"] = predictor.evaluate_dataset(datasets["test"])
@@ -421,17 +423,36 @@ def _loader(
     )
 
 
-def _tune_thresholds(predictor: Predictor, val: TableDataset) -> dict[str, dict[str, float]]:
-    """Set each multilabel target's per-label thresholds to those maximising F1 on the
-    validation rows (saved with its processor); returns {target: {label: threshold}}.
-    Validation metrics are measured with them, so they are optimistic; test ones are not."""
-    multilabel = {t: p for t, p in predictor.targets.items() if isinstance(p, MultilabelTarget)}
-    if not multilabel:
+def _tune_thresholds(
+    predictor: Predictor, val: TableDataset, held_out: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, dict[str, float]]:
+    """Set the decision thresholds (saved with the targets' processors): each multilabel
+    label's to the one maximising its F1 on the validation rows; each binary target's to
+    its `threshold:`, or to the one maximising the run's `metric:` on `held_out`
+    predictions (the ensemble's out-of-fold ones, plait.ensemble) or else the validation
+    rows'. Returns {target: {label or positive class: threshold}}. Validation metrics are
+    measured with them, so they are optimistic; test ones are not."""
+    tuned = {t: p for t, p in predictor.targets.items() if isinstance(p, (MultilabelTarget, BinaryTarget))}
+    if not tuned:
         return {}
-    preds, truth = outputs(predictor.run, val)
-    for t, proc in multilabel.items():
-        proc.thresholds_ = tune_thresholds(preds[t], truth[t])
-    return {t: dict(zip(p.classes_, p.thresholds_, strict=True)) for t, p in multilabel.items()}
+    outputs_cfg = {o.name: o for o in predictor.config.outputs}
+    metric = "accuracy" if predictor.config.metric == "auto" else predictor.config.metric
+    needed = [t for t, p in tuned.items() if isinstance(p, MultilabelTarget) or t not in held_out]
+    preds, truth = outputs(predictor.run, val) if needed else ({}, {})
+    for t, proc in tuned.items():
+        if isinstance(proc, MultilabelTarget):
+            proc.thresholds_ = tune_thresholds(preds[t], truth[t])
+        elif outputs_cfg[t].threshold != "auto":
+            proc.threshold_ = float(outputs_cfg[t].threshold)
+        else:
+            p, y = held_out[t] if t in held_out else (preds[t].double().numpy(), truth[t].numpy())
+            proc.threshold_ = best_threshold(np.asarray(p), np.asarray(y) > 0.5, metric)
+    return {
+        t: dict(zip(p.classes_, p.thresholds_, strict=True))
+        if isinstance(p, MultilabelTarget)
+        else {str(p.classes_[1]): p.threshold_}
+        for t, p in tuned.items()
+    }
 
 
 class EpochTimer(L.Callback):

@@ -17,9 +17,25 @@ def test_binary_metrics_include_roc_auc():
     m = TaskMetrics("binary")
     m.update(torch.tensor([0.9, 0.2, 0.6, 0.4]), torch.tensor([1.0, 0.0, 0.0, 1.0]))
     values = m.compute()
-    assert set(values) == {"accuracy", "macro_f1", "roc_auc"}
+    assert set(values) == {"accuracy", "macro_f1", "balanced_accuracy", "f1", "roc_auc"}
     assert values["accuracy"] == pytest.approx(0.5)
     assert values["roc_auc"] == pytest.approx(0.75)
+
+
+def test_binary_decisions_follow_the_threshold():
+    probs, truth = torch.tensor([0.9, 0.2, 0.6, 0.4, 0.35]), torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0])
+    m = TaskMetrics("binary", thresholds=[0.3])
+    m.update(probs, truth)
+    values = m.compute()
+    # At 0.3 the calls are 1, 0, 1, 1, 1: every positive found, one false alarm (0.6).
+    assert values["accuracy"] == pytest.approx(4 / 5)
+    assert values["f1"] == pytest.approx(2 * 3 / (2 * 3 + 1))
+    assert values["balanced_accuracy"] == pytest.approx((1 + 1 / 2) / 2)  # recalls 3/3 and 1/2
+    assert values["macro_f1"] == pytest.approx((6 / 7 + 2 / 3) / 2)  # negatives: tp 1, fn 1
+    assert values["roc_auc"] == TaskMetrics("binary").auroc(probs, truth.long())  # AUC ignores it
+    at_half = TaskMetrics("binary")
+    at_half.update(probs, truth)
+    assert at_half.compute()["accuracy"] == pytest.approx(2 / 5)  # calls 1, 0, 1, 0, 0
 
 
 def test_regression_metrics_and_reset():

@@ -53,6 +53,13 @@ Candidates = Annotated[
         "category columns; else neural). See plait leaderboard RUN."
     ),
 ]
+Metric = Annotated[
+    str | None,
+    typer.Option(
+        help="What binary targets are decided for: accuracy (default), macro_f1, f1 or "
+        "balanced_accuracy. The decision threshold is tuned on held-out predictions to maximise it."
+    ),
+]
 FusionName = Annotated[
     str | None, typer.Option("--fusion", "-f", help="Fusion method (see plait.list_fusions()).")
 ]
@@ -140,9 +147,10 @@ def user_config(
     preset: str | None = None,
     time_limit: str | None = None,
     candidates: str | None = None,
+    metric: str | None = None,
 ) -> PlaitConfig:
     """The --config file (or defaults), with --on-bad-row, --fusion, --preset,
-    --time-limit and --candidates applied and validated as in a config file."""
+    --time-limit, --candidates and --metric applied and validated as in a config file."""
     from plait.config import apply_overrides, as_config
 
     return apply_overrides(
@@ -152,6 +160,7 @@ def user_config(
         on_bad_row=on_bad_row,
         preset=preset,
         candidates=None if candidates is None else split_list(candidates),
+        metric=metric,
     )
 
 

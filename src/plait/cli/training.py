@@ -16,6 +16,7 @@ from plait.cli.options import (
     Epochs,
     FusionName,
     Label,
+    Metric,
     OnBadRow,
     Overwrite,
     Preset,
@@ -66,6 +67,7 @@ def train(
     preset: Preset = None,
     time_limit: TimeLimit = None,
     candidates: Candidates = None,
+    metric: Metric = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
     retrieval: Annotated[
@@ -115,7 +117,7 @@ def train(
     from plait.train import fit
 
     cfg = apply_overrides(
-        user_config(config, on_bad_row, fusion, preset, time_limit, candidates),
+        user_config(config, on_bad_row, fusion, preset, time_limit, candidates, metric),
         **machine_settings(accelerator, devices, num_nodes, strategy, precision),
         **speed_settings(channels_last, compiled, checkpoint_every, no_cache),
     )
@@ -148,6 +150,7 @@ def cv(
     fusion: FusionName = None,
     preset: Preset = None,
     candidates: Candidates = None,
+    metric: Metric = None,
     on_bad_row: OnBadRow = None,
     overwrite: Overwrite = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -160,7 +163,7 @@ def cv(
         data,
         label=label,
         folds=folds,
-        config=user_config(config, on_bad_row, fusion, preset, candidates=candidates),
+        config=user_config(config, on_bad_row, fusion, preset, candidates=candidates, metric=metric),
         out=out_dir,
         epochs=epochs,
         seed=seed,
@@ -225,6 +228,7 @@ def tune(
     overwrite: Overwrite = False,
     seed: Annotated[int, typer.Option(help="Seed of the sampler.")] = 0,
     preset: Preset = None,
+    metric: Metric = None,
 ) -> None:
     """Search learning rate, weight decay, batch size, fusion and feature dropout (Optuna:
     TPE sampler, median pruner); the best trial becomes --out, with trials.csv and
@@ -233,7 +237,7 @@ def tune(
     from plait.tune import tune as search
 
     limit = parse_duration(time_limit) if time_limit else None
-    cfg = user_config(config, None, preset=preset)
+    cfg = user_config(config, None, preset=preset, metric=metric)
     table = search(data, label, cfg, out_dir, trials, limit, resume, overwrite, seed, started())
     render.frame_text(table, ".4g")
     render.out.print(f"run folder: {out_dir}", soft_wrap=True)

@@ -108,6 +108,8 @@ def resolve_config(
         problem = None if name in types or out.type else label_problem(frame[name], name, type_)
         if problem:  # an inferred class label that no classifier could learn
             raise DataError(problem)
+        if out.threshold != "auto" and type_ != "binary":
+            raise ConfigError(f"output {name!r}: threshold: is for binary targets, and this one is {type_}")
         outputs.append(out.model_copy(update={"type": type_}))
     config.outputs = outputs + [_check_retrieval(o, frame, labels) for o in retrieval]
 

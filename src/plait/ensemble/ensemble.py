@@ -58,6 +58,10 @@ class Ensemble:
     networks: dict[str, NetworkMember] = field(default_factory=dict)  # candidate → second network
     # target → the lightgbm settings' search, a row per trial (lightgbm_search.py), if any
     searches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # target → the weighted ensemble's honest predictions and their labels: out of fold on
+    # the training and validation rows where every candidate has them, else on the
+    # validation rows. Training's, for tuning decision thresholds; not saved.
+    held_out: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def combine(
         self, neural: dict[str, Tensor], inputs: dict[str, Tensor], present: dict[str, Tensor]
@@ -278,6 +282,7 @@ def fit_ensemble(
     weights: dict[str, dict[str, float]] = {}
     members: dict[str, dict[str, Fitted]] = {}
     board: list[dict[str, Any]] = []
+    held_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for target, proc in targets.items():
         if proc.kind not in TASKS:
             continue
@@ -362,12 +367,14 @@ def fit_ensemble(
             "val_loss": loss(ensemble_pred, y_val[target]),
             "weight": None,
         }
+        held_out[target] = (ensemble_pred, y_val[target])
         if set(oof) == set(preds):
             mixed = sum(w * oof[n] for n, w in chosen.items())
             row.update(_oof_row(kind, classes, mixed, y_all))
+            held_out[target] = (mixed, y_all)
         board.append(row)
     kept = {name: NetworkMember(n.fusion, n.model) for name, n in networks.items()}
-    return Ensemble(layout, processors, weights, members, board, projection, kept, searches)
+    return Ensemble(layout, processors, weights, members, board, projection, kept, searches, held_out)
 
 
 def _oof_row(kind: str, classes: int, oof: np.ndarray, y: np.ndarray) -> dict[str, Any]:

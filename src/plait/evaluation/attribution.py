@@ -23,7 +23,7 @@ from torch import Tensor
 from plait.atomic import atomic_path
 from plait.data.dataset import TableDataset
 from plait.data.fingerprint import media_columns
-from plait.data.processors import CategoryTarget, ImageProcessor
+from plait.data.processors import BinaryTarget, CategoryTarget, ImageProcessor
 from plait.data.table import read_table
 from plait.errors import ConfigError
 from plait.inference import Run
@@ -143,9 +143,9 @@ def _score(pred: Tensor, chosen: Tensor | None) -> Tensor:
 
 
 def _labels(proc: object, pred: Tensor, chosen: Tensor | None) -> list:
+    if isinstance(proc, BinaryTarget):  # at its tuned threshold
+        return proc.decide(pred)
     if isinstance(proc, CategoryTarget):
-        if chosen is None:  # binary
-            return [proc.classes_[int(p >= 0.5)] for p in pred.tolist()]
         return [proc.classes_[i] for i in chosen.tolist()]
     return pred.tolist()
 

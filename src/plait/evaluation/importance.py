@@ -29,10 +29,11 @@ from torch import Tensor
 
 from plait.config import check_seed
 from plait.data.dataset import TableDataset
-from plait.data.processors import CategoryTarget, Encoded, MultilabelTarget, TabularProcessor
+from plait.data.processors import CategoryTarget, Encoded, TabularProcessor
 from plait.errors import ConfigError
 from plait.evaluation.metrics import TaskMetrics
 from plait.evaluation.robustness import ROBUSTNESS_METRIC
+from plait.evaluation.thresholds import decision_thresholds
 from plait.inference import Run, outputs, table_dataset
 
 METHODS = ("remove", "permute", "only")
@@ -171,7 +172,7 @@ class _Scorer:
     ) -> None:
         proc = run.targets[target]
         self.kind, self.classes, self.metric = proc.kind, proc.num_classes, metric
-        self.thresholds = proc.thresholds_ if isinstance(proc, MultilabelTarget) else None
+        self.thresholds = decision_thresholds(proc)
         self.samples = [torch.from_numpy(s) for s in samples]
         self.truth = truth
         self.clean = self(clean, truth)
@@ -225,7 +226,10 @@ def _per_class(
     """Recall of each class with the input taken away, and its drop from clean."""
 
     def recalls(p: Tensor) -> Tensor:
-        predicted = (p >= 0.5).long() if p.dim() == 1 else p.argmax(1)  # binary: (B,) probability
+        if p.dim() == 1:  # binary: (B,) P(positive), decided at its tuned threshold
+            predicted = (p >= (decision_thresholds(proc) or [0.5])[0]).long()
+        else:
+            predicted = p.argmax(1)
         hit = (predicted == truth.long()).float()
         counts = torch.bincount(truth.long(), minlength=len(proc.classes_)).float()
         return torch.bincount(truth.long(), weights=hit, minlength=len(proc.classes_)) / counts.clamp_min(1)

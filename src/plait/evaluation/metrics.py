@@ -1,6 +1,7 @@
 """Task metrics with stable names, computed with torchmetrics.
 
-classification: accuracy, macro_f1 (+ roc_auc for binary); regression: rmse, mae, r2;
+classification: accuracy, macro_f1, balanced_accuracy (+ f1 of the positive class and
+roc_auc for binary); regression: rmse, mae, r2;
 multi-label: micro_f1, macro_f1, mean_ap, subset_accuracy; text, while training:
 token_accuracy (generated text is scored in generation.py).
 
@@ -16,9 +17,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, R2Score
 from torchmetrics.classification import (
     BinaryAUROC,
+    BinaryF1Score,
     MulticlassAccuracy,
     MulticlassF1Score,
     MultilabelAveragePrecision,
@@ -28,6 +30,8 @@ from torchmetrics.classification import (
 
 from plait.data.processors.text_target import PAD
 from plait.evaluation.boxes import BoxesMAP, BoxIoU
+
+DEFAULT_THRESHOLD = 0.5  # a binary target's decision threshold until one is tuned
 
 # The metric each target type is judged by (model selection and summaries).
 PRIMARY_METRIC = {
@@ -49,7 +53,8 @@ class TaskMetrics(nn.Module):
     probability (binary), (B,) values (numeric) or (B, C) label probabilities
     (multilabel, target (B, C) 0/1), as returned by `Head.activate`. A multilabel
     prediction is a label when its probability reaches the label's threshold
-    (`thresholds`, default 0.5 each).
+    (`thresholds`, default 0.5 each); a binary one is the positive class when its
+    probability reaches `thresholds[0]` (default 0.5).
     """
 
     def __init__(
@@ -73,14 +78,17 @@ class TaskMetrics(nn.Module):
             )
         else:
             n = 2 if target_type == "binary" else num_classes
-            self.metrics = MetricCollection(
-                {
-                    "accuracy": MulticlassAccuracy(n, average="micro"),
-                    "macro_f1": MulticlassF1Score(n, average="macro"),
-                }
-            )
+            metrics: dict[str, Metric] = {
+                "accuracy": MulticlassAccuracy(n, average="micro"),
+                "macro_f1": MulticlassF1Score(n, average="macro"),
+                "balanced_accuracy": MulticlassAccuracy(n, average="macro"),  # mean recall per class
+            }
             if target_type == "binary":
+                metrics["f1"] = BinaryF1Score()  # the positive class's
                 self.auroc = BinaryAUROC()
+                given = torch.as_tensor(DEFAULT_THRESHOLD if thresholds is None else thresholds)
+                self.register_buffer("cut", given.float().flatten()[0], persistent=False)  # () threshold
+            self.metrics = MetricCollection(metrics)
 
     def _init_multilabel(self, num_labels: int, thresholds: Sequence[float] | Tensor | None) -> None:
         self.metrics = MetricCollection(
@@ -110,7 +118,7 @@ class TaskMetrics(nn.Module):
             return
         if self.target_type == "binary":
             self.auroc.update(pred, target.long())
-            pred = torch.stack([1 - pred, pred], dim=1)  # (B, 2) for the multiclass metrics
+            pred = (pred >= self.cut).long()  # (B,) decisions at the threshold
             target = target.long()
         self.metrics.update(pred, target)
 

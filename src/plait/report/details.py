@@ -49,7 +49,7 @@ def target_details(
         return {
             "kind": "binary",
             "classes": list(proc.classes_),
-            "confusion": _confusion((pred >= 0.5).long(), labels, 2),  # as `predict` decides
+            "confusion": _confusion((pred >= proc.threshold_).long(), labels, 2),  # as `predict` decides
             "curves": [_curves(pred, labels, str(proc.classes_[1]))],
             "average": f"positive class {proc.classes_[1]!r}",
         }

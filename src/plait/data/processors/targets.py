@@ -81,9 +81,14 @@ class CategoryTarget(TargetProcessor):
 
 
 class BinaryTarget(CategoryTarget):
-    """Two classes → (N,) float 0/1; the second class (sorted; `1`, `True`, `yes`) is positive."""
+    """Two classes → (N,) float 0/1; the second class (sorted; `1`, `True`, `yes`) is positive.
+
+    `threshold_`: a row is the positive class when its probability reaches it; 0.5 after
+    fit, tuned on held-out predictions after training (plait.evaluation.thresholds).
+    """
 
     kind = "binary"
+    threshold_: float = 0.5  # the class's, for run folders saved before thresholds were tuned
 
     def fit(self, values: pd.Series, column: str = "label") -> BinaryTarget:
         super().fit(values, column)
@@ -92,7 +97,13 @@ class BinaryTarget(CategoryTarget):
                 f"label column {column!r} is binary but has {len(self.classes_)} values; "
                 f"use --type {column}=category"
             )
+        self.threshold_ = 0.5
         return self
+
+    def decide(self, probs: Tensor | Any) -> list[Any]:
+        """(N,) positive-class probabilities → the N predicted classes."""
+        chosen = torch.as_tensor(probs).float() >= self.threshold_
+        return [self.classes_[int(c)] for c in chosen.tolist()]
 
     def transform(self, values: pd.Series, column: str = "label") -> Tensor:
         return super().transform(values, column).float()
