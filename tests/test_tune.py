@@ -16,10 +16,11 @@ import yaml
 from typer.testing import CliRunner
 
 import plait
+import plait.tune as tune
 from plait.cli import app
 from plait.config import PlaitConfig, apply_overrides
 from plait.data.schema import resolve_config
-from plait.tune import PruningCallback, suggest
+from plait.tune import MAX_FINETUNE_DEPTH, WARMUP_EPOCHS, PruningCallback, affordable_depth, suggest
 from tests.conftest import make_table, tiny_config
 
 
@@ -85,6 +86,36 @@ def test_a_trial_sets_width_and_fine_tuning_depth_where_they_apply(tmp_path: Pat
     fast = PlaitConfig(preset="fast")
     flags = suggest(optuna.trial.FixedTrial(TRIAL), fast, resolve_config(frame, fast, ["colour"]))
     assert "encoders" not in flags and flags["outputs"][0].head.params["hidden_dim"] == 256
+
+
+def test_fine_tuning_is_searched_only_where_a_trial_can_afford_it(tmp_path: Path, monkeypatch):
+    """A fine-tuning trial must reach the pruner's first judgement (WARMUP_EPOCHS passes)
+    within a trial's share; the probe's measured seconds per row decide."""
+    frame = make_table(tmp_path, rows=12)
+    base = PlaitConfig()
+    monkeypatch.setattr(tune, "finetune_row_seconds", lambda *args: 0.5)
+    rows = 100  # 5 epochs × 100 rows × 0.5 s = 250 s
+    assert affordable_depth("t.csv", "colour", base, rows, cap=300.0) == (MAX_FINETUNE_DEPTH, "")
+    depth, note = affordable_depth("t.csv", "colour", base, rows, cap=200.0)
+    assert depth == 0 and note == (
+        f"fine-tuning is not searched: {WARMUP_EPOCHS} epochs of it would take about 4m10s on this "
+        "machine, more than a trial's share (3m20s)"
+    )
+    assert affordable_depth("t.csv", "colour", base, rows, cap=None) == (
+        MAX_FINETUNE_DEPTH,
+        "",
+    )  # --trials alone
+    # With depth 0 the trial does not draw it: every pretrained backbone stays frozen.
+    resolved = resolve_config(frame, base, ["colour"])
+    trial = optuna.create_study().ask()
+    flags = suggest(trial, base, resolved, max_depth=0)
+    assert "finetune_depth" not in trial.params and "finetune" not in flags["encoders"]["image"].params
+
+
+def test_the_probe_times_a_fine_tuning_step_on_the_table(tmp_path: Path):
+    make_table(tmp_path, rows=12).to_csv(tmp_path / "t.csv", index=False)
+    seconds = tune.finetune_row_seconds(tmp_path / "t.csv", "colour", PlaitConfig(), 1)
+    assert 0 < seconds < 60  # EfficientNet-Lite0 and MiniLM, forward and backward, per row
 
 
 def tiny(folder: Path) -> tuple[Path, Path]:

@@ -5,7 +5,9 @@ settings drawn by Optuna's TPE sampler: learning rate, weight decay, batch size,
 width (the head's hidden layer and the pretrained features' projection), and with
 pretrained encoders the dropout on their features and how many of the image and text
 backbones' last blocks are fine-tuned (0: frozen and cached). A trial runs for at most
-a third of the search's budget, so one slow setting cannot spend it all. Where the
+a third of the search's budget, so one slow setting cannot spend it all, and with a
+budget the fine-tuning depth is searched only where a timed training step says that five
+epochs of it fit in one trial's share (affordable_depth). Where the
 preset trains candidates (`best`, or `medium` on a table with numeric or category
 columns) the best settings are trained once more at the end with the candidates and
 their ensemble (plait.ensemble) in the last quarter of the budget, LightGBM's own
@@ -32,7 +34,9 @@ import lightning as L
 import pandas as pd
 
 from plait.atomic import atomic_write_text
+from plait.budget import format_seconds
 from plait.config import ComponentSpec, OutputConfig, PlaitConfig, ResolvedConfig, apply_overrides, as_config
+from plait.data.prepare import trainable_rows
 from plait.data.schema import resolve_config
 from plait.data.table import read_table
 from plait.encoders import ENCODERS
@@ -87,12 +91,15 @@ class PruningCallback(L.Callback):
             )
 
 
-def suggest(trial: Any, base: PlaitConfig, resolved: ResolvedConfig) -> dict[str, Any]:
+def suggest(
+    trial: Any, base: PlaitConfig, resolved: ResolvedConfig, max_depth: int = MAX_FINETUNE_DEPTH
+) -> dict[str, Any]:
     """One trial's settings, as apply_overrides flags. Each trial trains the network
     alone (its validation loss is what the pruner and the sampler see) unless the
     config lists candidates; the preset's candidates are added to the best trial's
     settings at the end. `resolved`: `base` resolved against the table, which says
-    which settings apply (a head with a hidden layer, pretrained image or text columns)."""
+    which settings apply (a head with a hidden layer, pretrained image or text columns).
+    `max_depth`: the most last blocks a trial may fine-tune (0: fine-tuning is not searched)."""
     flags: dict[str, Any] = {
         "learning_rate": trial.suggest_float("learning_rate", *LEARNING_RATES, log=True),
         "weight_decay": trial.suggest_float("weight_decay", *WEIGHT_DECAYS, log=True),
@@ -109,13 +116,82 @@ def suggest(trial: Any, base: PlaitConfig, resolved: ResolvedConfig) -> dict[str
         flags["outputs"] = [_with_width(o, width) if o in widened else _as_output(o) for o in outputs]
     if pretrained:  # the config's own encoders win over these
         dropout = trial.suggest_float("feature_dropout", 0.1, 0.7)
-        tunable = {i.type for i in resolved.inputs if i.encoder.name in PRETRAINED_NAMES} & set(FINETUNED)
-        depth = trial.suggest_int("finetune_depth", 0, MAX_FINETUNE_DEPTH) if tunable else 0
-        flags["encoders"] = {
-            kind: _pretrained(spec, dropout, width, depth if kind in FINETUNED else 0)
-            for kind, spec in PRETRAINED_ENCODERS.items()
-        } | dict(base.encoders)
+        depth = (
+            trial.suggest_int("finetune_depth", 0, max_depth) if max_depth and _finetunable(resolved) else 0
+        )
+        flags["encoders"] = _encoders(base, dropout, width, depth)
     return flags
+
+
+def _finetunable(resolved: ResolvedConfig) -> bool:
+    """Whether the table has a pretrained image or text column a trial could fine-tune."""
+    return bool({i.type for i in resolved.inputs if i.encoder.name in PRETRAINED_NAMES} & set(FINETUNED))
+
+
+def _encoders(base: PlaitConfig, dropout: float, width: int | None, depth: int) -> dict[str, ComponentSpec]:
+    """The preset's pretrained encoders with a trial's settings; the config's own win."""
+    return {
+        kind: _pretrained(spec, dropout, width, depth if kind in FINETUNED else 0)
+        for kind, spec in PRETRAINED_ENCODERS.items()
+    } | dict(base.encoders)
+
+
+PROBE_ROWS = 4  # rows of the one training step that measures what fine-tuning costs
+
+
+def finetune_row_seconds(
+    data: str | Path, label: str | list[str] | None, base: PlaitConfig, depth: int
+) -> float:
+    """Seconds of training per row with the image and text backbones' last `depth` blocks
+    fine-tuned: one forward and backward pass of PROBE_ROWS rows through the model such
+    a trial builds (its media decoded, no feature cache). Fine-tuning costs what the
+    backbone costs on this machine: a few ms a row on a GPU, a second on a CPU."""
+    from plait.data.datamodule import make_loader
+    from plait.data.dataset import TableDataset
+    from plait.data.prepare import fit_processors
+    from plait.train import build_system
+
+    table = read_table(data)
+    dropout = PRETRAINED_ENCODERS["image"].params["dropout"]
+    cfg = _resolved(table.frame, label, apply_overrides(base, encoders=_encoders(base, dropout, None, depth)))
+    sample = table.frame.head(PROBE_ROWS)
+    with warnings.catch_warnings():  # a few rows: the processors' notes about them do not matter
+        warnings.simplefilter("ignore")
+        processors, targets = fit_processors(
+            cfg, sample, table.base_dir, all_labels=table.frame, strict=False
+        )
+        rows = TableDataset.from_frame(
+            sample, processors, targets, training=True, base_dir=table.base_dir, on_bad_row="missing"
+        )
+    batch = next(iter(make_loader(rows, len(sample), shuffle=False)))
+    system = build_system(cfg, processors, targets, val_rows=1).train()
+    seconds = []
+    for _ in range(2):  # the first pass also pays for one-off set-up (allocations, kernels)
+        start = time.perf_counter()
+        loss, _ = system._loss(batch)
+        loss.backward()
+        seconds.append(time.perf_counter() - start)
+    return seconds[-1] / len(sample)
+
+
+def affordable_depth(
+    data: str | Path, label: str | list[str] | None, base: PlaitConfig, rows: int, cap: float | None
+) -> tuple[int, str]:
+    """The most blocks trials may fine-tune, and a note when it is 0 for the cost: a
+    fine-tuning trial that cannot reach the pruner's first judgement (WARMUP_EPOCHS
+    passes over the training rows) within one trial's share of the budget only spends it."""
+    if cap is None:
+        return MAX_FINETUNE_DEPTH, ""
+    try:
+        seconds = WARMUP_EPOCHS * rows * finetune_row_seconds(data, label, base, MAX_FINETUNE_DEPTH)
+    except PlaitError:  # the probe could not read its rows: the trials will say why
+        return MAX_FINETUNE_DEPTH, ""
+    if seconds <= cap:
+        return MAX_FINETUNE_DEPTH, ""
+    return 0, (
+        f"fine-tuning is not searched: {WARMUP_EPOCHS} epochs of it would take about "
+        f"{format_seconds(seconds)} on this machine, more than a trial's share ({format_seconds(cap)})"
+    )
 
 
 def _default_trial(base: PlaitConfig) -> dict[str, Any]:
@@ -209,10 +285,17 @@ def tune(
     # numeric or category columns), trials train the network alone and the best trial's
     # settings are trained once more with the candidates and the ensemble, in the last
     # FINAL_SHARE of the budget.
-    resolved = _resolved(data, label, base)
+    frame = read_table(data).frame
+    resolved = _resolved(frame, label, base)
     final = base.candidates == "auto" and bool(beside_network(resolved.candidates))
     reserve = FINAL_SHARE * time_limit if final and time_limit is not None else 0.0
     cap = None if time_limit is None else max(MIN_TRIAL_SECONDS, TRIAL_SHARE * (time_limit - reserve))
+    depth, note = MAX_FINETUNE_DEPTH, ""
+    if base.preset != "fast" and _finetunable(resolved):
+        rows = trainable_rows(frame, resolved.split_column)
+        depth, note = affordable_depth(data, label, base, rows, cap)
+    if note and verbose:
+        print(note, flush=True)
 
     def left() -> float | None:
         return None if time_limit is None else time_limit - (time.monotonic() - started) - reserve
@@ -225,7 +308,7 @@ def tune(
             raise optuna.TrialPruned("the time limit is spent")
         # Each trial stops within what is left of --time-limit (plait.budget), and its share.
         limit = None if remaining is None or cap is None else min(remaining, cap)
-        cfg = apply_overrides(base, time_limit=limit, **suggest(trial, base, resolved))
+        cfg = apply_overrides(base, time_limit=limit, **suggest(trial, base, resolved, depth))
         from plait.train import fit  # imported here: Lightning and the models load once a trial runs
 
         try:
@@ -267,7 +350,7 @@ def tune(
     best = folder / f"trial-{study.best_trial.number}"
     if final:  # the best settings once more, with the candidates beside the network
         reserve = 0.0
-        settings = suggest(optuna.trial.FixedTrial(study.best_params), base, resolved)
+        settings = suggest(optuna.trial.FixedTrial(study.best_params), base, resolved, depth)
         settings.pop("candidates")
         if not base.lightgbm.search_trials:  # LightGBM's settings searched too, before it is bagged
             settings["lightgbm"] = base.lightgbm.model_copy(update={"search_trials": LIGHTGBM_TRIALS})
@@ -297,14 +380,14 @@ def tune(
     return table
 
 
-def _resolved(data: str | Path, label: str | list[str] | None, base: PlaitConfig) -> ResolvedConfig:
+def _resolved(frame: pd.DataFrame, label: str | list[str] | None, base: PlaitConfig) -> ResolvedConfig:
     """`base` resolved against the table, as `plait train` would: which candidates the
     preset trains on it (plait.presets.default_candidates), which encoders and heads its
     columns get."""
     labels = [label] if isinstance(label, str) else list(label or [])
     with warnings.catch_warnings():  # the trials' own runs give the schema's warnings
         warnings.simplefilter("ignore")
-        return resolve_config(read_table(data).frame, base, labels)
+        return resolve_config(frame, base, labels)
 
 
 TRIAL_COLUMNS = ("number", "value", "seconds")  # of a LightGBM trial's row; the rest are its settings

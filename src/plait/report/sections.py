@@ -48,7 +48,7 @@ def overview(folder: Path, metrics: dict[str, Any], config: dict[str, Any]) -> s
     body += f"<p>Fusion <b>{text(fusion)}</b> over {text(inputs) or 'no inputs'}.</p>"
     body += "<h3>Final metrics</h3>" + table(rows)
     for target, cuts in (metrics.get("thresholds") or {}).items():
-        body += f"<h3>Tuned thresholds of {text(target)}</h3>"
+        body += f"<h3>Decision thresholds of {text(target)}</h3>"
         body += table([{"label": k, "threshold": v} for k, v in cuts.items()])
     return body
 
