@@ -59,7 +59,7 @@ from plait.data.table import read_table
 from plait.distributed import device_options, global_rank, leave_process_group
 from plait.ensemble import NEURAL, beside_network, fit_ensemble, second_networks, servable
 from plait.errors import ConfigError, DataError, PlaitError
-from plait.evaluation.thresholds import best_threshold, tune_thresholds
+from plait.evaluation.thresholds import BAGS, best_threshold, tune_thresholds
 from plait.inference import outputs
 from plait.network_folds import network_candidates, network_oof
 from plait.output_paths import check_output_folder, table_inputs
@@ -446,7 +446,8 @@ def _tune_thresholds(
             proc.threshold_ = float(outputs_cfg[t].threshold)
         else:
             p, y = held_out[t] if t in held_out else (preds[t].double().numpy(), truth[t].numpy())
-            proc.threshold_ = best_threshold(np.asarray(p), np.asarray(y) > 0.5, metric)
+            positive = np.asarray(y) > 0.5
+            proc.threshold_ = best_threshold(np.asarray(p), positive, metric, BAGS, predictor.config.seed)
     return {
         t: dict(zip(p.classes_, p.thresholds_, strict=True))
         if isinstance(p, MultilabelTarget)

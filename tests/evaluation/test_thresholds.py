@@ -106,3 +106,17 @@ def test_decision_thresholds_of_each_target_kind():
     del old["fitted"]["threshold_"]  # a run folder saved before thresholds were tuned
     assert BinaryTarget.from_state(old).threshold_ == 0.5
     assert decision_thresholds(CategoryTarget().fit(pd.Series(["a", "b", "c"]))) is None
+
+
+def test_bagged_threshold_is_seeded_and_keeps_a_clear_cut():
+    # Separable rows: every resample agrees with the whole, so bagging changes nothing.
+    probs = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1])
+    positive = np.array([1, 1, 1, 0, 0, 0], dtype=bool)
+    assert best_threshold(probs, positive, "accuracy", bags=50) == pytest.approx(0.5)
+    # Noisy rows: a threshold among the candidate cuts, the same for the same seed.
+    rng = np.random.default_rng(0)
+    probs, positive = rng.uniform(size=300), rng.uniform(size=300) < 0.6
+    cuts = {best_threshold(probs, positive, "macro_f1", bags=50, seed=s) for s in (1, 1, 2)}
+    assert 1 <= len(cuts) <= 2 and all(0 < c < 1 for c in cuts)
+    once = best_threshold(probs, positive, "macro_f1", bags=50, seed=1)
+    assert once == best_threshold(probs, positive, "macro_f1", bags=50, seed=1)

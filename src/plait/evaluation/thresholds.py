@@ -20,6 +20,7 @@ from torch import Tensor
 from plait.data.processors import BinaryTarget, MultilabelTarget, TargetProcessor
 
 DEFAULT_THRESHOLD = 0.5
+BAGS = 50  # bootstrap resamples a binary target's threshold is chosen over
 # What a binary target's threshold can maximise (config `metric:`; "auto" is accuracy).
 BINARY_METRICS = ("accuracy", "macro_f1", "f1", "balanced_accuracy")
 
@@ -36,8 +37,14 @@ def tune_thresholds(probs: Tensor, targets: Tensor) -> list[float]:
     return [best_threshold(p[:, c], y[:, c]) for c in range(p.shape[1])]
 
 
-def best_threshold(probs: np.ndarray, positive: np.ndarray, metric: str = "f1") -> float:
-    """probs (N,), positive (N,) bool → the threshold maximising `metric` (BINARY_METRICS)."""
+def best_threshold(
+    probs: np.ndarray, positive: np.ndarray, metric: str = "f1", bags: int = 0, seed: int = 0
+) -> float:
+    """probs (N,), positive (N,) bool → the threshold maximising `metric` (BINARY_METRICS).
+    With `bags`, the metric averaged over that many bootstrap resamples of the rows: on
+    a few hundred rows the curve of accuracy or F1 against the cut is flat and jagged near
+    its top, and one resample's maximum is mostly noise (the bagged ensemble selection of
+    plait.ensemble.selection averages for the same reason)."""
     if metric not in BINARY_METRICS:
         raise ValueError(f"unknown threshold metric {metric!r}; expected one of {', '.join(BINARY_METRICS)}")
     probs, positive = np.asarray(probs, dtype=np.float64), np.asarray(positive, dtype=bool)
@@ -47,12 +54,18 @@ def best_threshold(probs: np.ndarray, positive: np.ndarray, metric: str = "f1") 
         return DEFAULT_THRESHOLD
     order = np.argsort(-probs, kind="stable")
     p, hits = probs[order], positive[order]
-    # Row k: the top k rows called positive, k = 0..N (N + 1,) counts each.
-    tp = np.concatenate([[0], np.cumsum(hits)])
-    called = np.arange(len(p) + 1)
+    # Row weights (B, N): 1 each, or how often each row is drawn in a bootstrap resample.
+    weights = np.ones((1, len(p)))
+    if bags:
+        weights = np.random.default_rng(seed).multinomial(len(p), np.full(len(p), 1 / len(p)), size=bags)
+    # Column k: the top k rows called positive, k = 0..N; (B, N + 1) counts each.
+    zero = np.zeros((len(weights), 1))
+    tp = np.concatenate([zero, np.cumsum(weights * hits, axis=1)], axis=1)
+    called = np.concatenate([zero, np.cumsum(weights, axis=1)], axis=1)
+    total_pos = tp[:, -1:]
     fp = called - tp
-    fn, tn = n_pos - tp, n_neg - fp
-    scores = _scores(metric, tp, fp, fn, tn)
+    fn, tn = total_pos - tp, (called[:, -1:] - total_pos) - fp
+    scores = _scores(metric, tp, fp, fn, tn).mean(axis=0)  # (N + 1,)
     # Cut k (0..N) calls the top k rows positive: above the largest probability, between
     # the k-th and (k+1)-th where they differ, or at half the smallest.
     cuts = np.concatenate([[(p[0] + 1) / 2], (p[:-1] + p[1:]) / 2, [p[-1] / 2]])
@@ -71,7 +84,7 @@ def _scores(metric: str, tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.
         if metric == "accuracy":
             return (tp + tn) / (tp + fp + fn + tn)
         if metric == "balanced_accuracy":
-            return (tp / (tp + fn) + tn / (tn + fp)) / 2
+            return np.nan_to_num((tp / (tp + fn) + tn / (tn + fp)) / 2)
         negative_f1 = np.nan_to_num(2 * tn / (2 * tn + fn + fp))
         return (f1 + negative_f1) / 2
 
