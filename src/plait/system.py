@@ -98,6 +98,10 @@ class MultimodalSystem(L.LightningModule):
         chosen = scores.argmax(0)  # (B,)
         return {k: dropped[k] | (none_left & (chosen == i) & present[k]) for i, k in enumerate(keys)}
 
+    def batch_loss(self, batch: Batch) -> Tensor:
+        """() the weighted loss of one batch, outside a Trainer (plait.tune times a step)."""
+        return self._loss(batch)[0]
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         batch = Batch(batch.inputs, self._drop_modalities(batch.present), batch.targets, batch.rows)
         loss, _ = self._loss(batch)
