@@ -12,9 +12,9 @@ from tests.conftest import tiny_config
 def test_benchmark_compares_fusions_and_single_inputs(table_csv: Path, tmp_path: Path):
     config = tiny_config(inputs=tiny_config()["inputs"][:2])  # image + caption
     summary = benchmark(
-        table_csv, "colour", ["concat", "gated"], config=config, out=tmp_path / "b", seeds=2, verbose=False
-    )
-    assert list(summary["method"]) == ["concat", "gated", "only image", "only caption"]
+        table_csv, "colour", ["concat"], config=config, out=tmp_path / "b", seeds=2, verbose=False
+    )  # one fusion (each run is a fresh process): the methods' rows are the same code
+    assert list(summary["method"]) == ["concat", "only image", "only caption"]
     for column in (
         "accuracy",
         "accuracy_std",
@@ -28,9 +28,9 @@ def test_benchmark_compares_fusions_and_single_inputs(table_csv: Path, tmp_path:
         assert column in summary, column
     assert (summary["parameters"] > 0).all() and (summary["accuracy_std"] >= 0).all()
     assert (summary["peak_memory_mb"] > 50).all()  # a whole process with torch loaded
-    assert summary.loc[2:, "accuracy without image"].isna().all()  # single-input runs have nothing to drop
+    assert summary.loc[1:, "accuracy without image"].isna().all()  # single-input runs have nothing to drop
     runs = pd.read_csv(tmp_path / "b" / "benchmark.csv")
-    assert len(runs) == 8 and set(runs["seed"]) == {0, 1}
+    assert len(runs) == 6 and set(runs["seed"]) == {0, 1}
     assert (tmp_path / "b" / "benchmark.png").stat().st_size > 1000
     assert (tmp_path / "b" / "summary.csv").exists()
     page = (tmp_path / "b" / "report.html").read_text()
