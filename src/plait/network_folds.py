@@ -120,6 +120,7 @@ def fit_network(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
             warnings.filterwarnings("ignore", r".*module\(s\) in eval mode.*")
+            warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")  # Lightning on this torch
             trainer.fit(
                 system,
                 make_loader(fitted, tc.batch_size, shuffle=True, seed=seed, resumable=False),
