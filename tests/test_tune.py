@@ -20,6 +20,7 @@ import plait.tune as tune
 from plait.cli import app
 from plait.config import PlaitConfig, apply_overrides
 from plait.data.schema import resolve_config
+from plait.data.table import read_table
 from plait.tune import MAX_FINETUNE_DEPTH, WARMUP_EPOCHS, PruningCallback, affordable_depth, suggest
 from tests.conftest import make_table, tiny_config
 
@@ -95,13 +96,13 @@ def test_fine_tuning_is_searched_only_where_a_trial_can_afford_it(tmp_path: Path
     base = PlaitConfig()
     monkeypatch.setattr(tune, "finetune_row_seconds", lambda *args: 0.5)
     rows = 100  # 5 epochs × 100 rows × 0.5 s = 250 s
-    assert affordable_depth("t.csv", "colour", base, rows, cap=300.0) == (MAX_FINETUNE_DEPTH, "")
-    depth, note = affordable_depth("t.csv", "colour", base, rows, cap=200.0)
+    assert affordable_depth(None, "colour", base, rows, cap=300.0) == (MAX_FINETUNE_DEPTH, "")
+    depth, note = affordable_depth(None, "colour", base, rows, cap=200.0)
     assert depth == 0 and note == (
         f"fine-tuning is not searched: {WARMUP_EPOCHS} epochs of it would take about 4m10s on this "
         "machine, more than a trial's share (3m20s)"
     )
-    assert affordable_depth("t.csv", "colour", base, rows, cap=None) == (
+    assert affordable_depth(None, "colour", base, rows, cap=None) == (
         MAX_FINETUNE_DEPTH,
         "",
     )  # --trials alone
@@ -114,7 +115,7 @@ def test_fine_tuning_is_searched_only_where_a_trial_can_afford_it(tmp_path: Path
 
 def test_the_probe_times_a_fine_tuning_step_on_the_table(tmp_path: Path):
     make_table(tmp_path, rows=12).to_csv(tmp_path / "t.csv", index=False)
-    seconds = tune.finetune_row_seconds(tmp_path / "t.csv", "colour", PlaitConfig(), 1)
+    seconds = tune.finetune_row_seconds(read_table(tmp_path / "t.csv"), "colour", PlaitConfig(), 1)
     assert 0 < seconds < 60  # EfficientNet-Lite0 and MiniLM, forward and backward, per row
 
 

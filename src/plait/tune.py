@@ -38,7 +38,7 @@ from plait.budget import format_seconds
 from plait.config import ComponentSpec, OutputConfig, PlaitConfig, ResolvedConfig, apply_overrides, as_config
 from plait.data.prepare import trainable_rows
 from plait.data.schema import resolve_config
-from plait.data.table import read_table
+from plait.data.table import Table, read_table
 from plait.encoders import ENCODERS
 from plait.ensemble import beside_network
 from plait.errors import ConfigError, PlaitError
@@ -139,9 +139,7 @@ def _encoders(base: PlaitConfig, dropout: float, width: int | None, depth: int) 
 PROBE_ROWS = 4  # rows of the one training step that measures what fine-tuning costs
 
 
-def finetune_row_seconds(
-    data: str | Path, label: str | list[str] | None, base: PlaitConfig, depth: int
-) -> float:
+def finetune_row_seconds(table: Table, label: str | list[str] | None, base: PlaitConfig, depth: int) -> float:
     """Seconds of training per row with the image and text backbones' last `depth` blocks
     fine-tuned: one forward and backward pass of PROBE_ROWS rows through the model such
     a trial builds (its media decoded, no feature cache). Fine-tuning costs what the
@@ -151,7 +149,6 @@ def finetune_row_seconds(
     from plait.data.prepare import fit_processors
     from plait.train import build_system
 
-    table = read_table(data)
     dropout = PRETRAINED_ENCODERS["image"].params["dropout"]
     cfg = _resolved(table.frame, label, apply_overrides(base, encoders=_encoders(base, dropout, None, depth)))
     sample = table.frame.head(PROBE_ROWS)
@@ -174,7 +171,7 @@ def finetune_row_seconds(
 
 
 def affordable_depth(
-    data: str | Path, label: str | list[str] | None, base: PlaitConfig, rows: int, cap: float | None
+    table: Table, label: str | list[str] | None, base: PlaitConfig, rows: int, cap: float | None
 ) -> tuple[int, str]:
     """The most blocks trials may fine-tune, and a note when it is 0 for the cost: a
     fine-tuning trial that cannot reach the pruner's first judgement (WARMUP_EPOCHS
@@ -182,7 +179,7 @@ def affordable_depth(
     if cap is None:
         return MAX_FINETUNE_DEPTH, ""
     try:
-        seconds = WARMUP_EPOCHS * rows * finetune_row_seconds(data, label, base, MAX_FINETUNE_DEPTH)
+        seconds = WARMUP_EPOCHS * rows * finetune_row_seconds(table, label, base, MAX_FINETUNE_DEPTH)
     except PlaitError:  # the probe could not read its rows: the trials will say why
         return MAX_FINETUNE_DEPTH, ""
     if seconds <= cap:
@@ -284,7 +281,8 @@ def tune(
     # numeric or category columns), trials train the network alone and the best trial's
     # settings are trained once more with the candidates and the ensemble, in the last
     # FINAL_SHARE of the budget.
-    frame = read_table(data).frame
+    table = read_table(data)
+    frame = table.frame
     resolved = _resolved(frame, label, base)
     final = base.candidates == "auto" and bool(beside_network(resolved.candidates))
     reserve = FINAL_SHARE * time_limit if final and time_limit is not None else 0.0
@@ -292,7 +290,7 @@ def tune(
     depth, note = MAX_FINETUNE_DEPTH, ""
     if base.preset != "fast" and _finetunable(resolved):
         rows = trainable_rows(frame, resolved.split_column)
-        depth, note = affordable_depth(data, label, base, rows, cap)
+        depth, note = affordable_depth(table, label, base, rows, cap)
     if note and verbose:
         print(note, flush=True)
 

@@ -30,8 +30,7 @@ from torchmetrics.classification import (
 
 from plait.data.processors.text_target import PAD
 from plait.evaluation.boxes import BoxesMAP, BoxIoU
-
-DEFAULT_THRESHOLD = 0.5  # a binary target's decision threshold until one is tuned
+from plait.evaluation.thresholds import DEFAULT_THRESHOLD
 
 # The metric each target type is judged by (model selection and summaries).
 PRIMARY_METRIC = {
